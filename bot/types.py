@@ -1,0 +1,91 @@
+"""Typed events between the chat front-ends (Telegram, Discord, console) and the bot core.
+
+Platform ids are strings so that Telegram's integers and Discord's snowflakes travel alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Platform(StrEnum):
+    TELEGRAM = "telegram"
+    DISCORD = "discord"
+    CONSOLE = "console"
+
+
+class ChatKind(StrEnum):
+    PRIVATE = "private"  # every message is a setup
+    GROUP = "group"  # only commands, mentions and replies to the bot are setups
+    CHANNEL = "channel"  # broadcast channels: anonymous reaction counts only
+
+
+class Rating(StrEnum):
+    """The inline rating buttons, one per axis value (DESIGN decision 3)."""
+
+    FUNNY = "funny"
+    MEH = "meh"
+    INAPPROPRIATE = "inappropriate"
+
+
+class ReplyKind(StrEnum):
+    PUNCHLINE = "punchline"  # a generated punchline; it can be rated
+    REFUSAL = "refusal"  # the text cannot be a setup (empty, too long)
+    RATE_LIMITED = "rate_limited"  # too many requests, or one still in flight
+    BUSY = "busy"  # the worker is busy or timed out: try again in a moment
+    ERROR = "error"  # something failed; said kindly, never a traceback
+    INFO = "info"  # help, stats and other plain answers
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRef:
+    platform: Platform
+    chat_id: str
+    kind: ChatKind
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UserRef:
+    platform: Platform
+    user_id: str
+    name: str = ""
+    is_bot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingSetup:
+    """A message that may be a joke setup.
+
+    `addressed` is the front-end's verdict: a command, a mention, or a reply to the bot. In
+    private chats every message is addressed.
+    """
+
+    chat: ChatRef
+    user: UserRef
+    text: str
+    addressed: bool
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingReply:
+    """What the front-end sends back. `reply_id` is set for punchlines, which can be rated."""
+
+    kind: ReplyKind
+    text: str
+    reply_id: int | None = None
+    version: str | None = None
+
+    @property
+    def rateable(self) -> bool:
+        return self.kind is ReplyKind.PUNCHLINE and self.reply_id is not None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """A message the bot sent, as the platform knows it."""
+
+    chat: ChatRef
+    message_id: str

@@ -1,0 +1,190 @@
+"""Every setting of Punchline in one pydantic-settings object.
+
+Environment variables use the prefix ``PUNCHLINE_`` and ``__`` between levels, e.g.
+``PUNCHLINE_MODEL__ADAPTER=adapters/v1`` or ``PUNCHLINE_WORKER__MAX_BATCH_SIZE=16``. A ``.env``
+file in the working directory is read too. Lists accept JSON (``[1, 2]``) or commas (``1,2``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from config.errors import PunchlineError
+
+ENV_PREFIX = "PUNCHLINE_"
+ENV_DELIMITER = "__"
+
+
+def _split_list(value: Any) -> Any:
+    """Let list settings be written as ``1,2,3`` as well as JSON ``[1, 2, 3]``."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+IdList = Annotated[list[int], NoDecode]
+StrList = Annotated[list[str], NoDecode]
+
+
+class _Section(BaseModel):
+    model_config = {"extra": "forbid"}
+
+
+class TelegramSettings(_Section):
+    """Telegram front-end (python-telegram-bot)."""
+
+    token: SecretStr | None = None
+    # A self-hosted Bot API server, or the fake one the tests run on loopback.
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    admin_ids: IdList = Field(default_factory=list)
+    allowed_chats: IdList = Field(default_factory=list)  # empty: every chat
+    allowed_users: IdList = Field(default_factory=list)  # empty: every user
+    poll_timeout: float = Field(default=10.0, ge=0)
+    max_retries: int = Field(default=3, ge=0)  # AIORateLimiter retries after a 429
+
+    _lists = field_validator("admin_ids", "allowed_chats", "allowed_users", mode="before")(
+        _split_list
+    )
+
+
+class DiscordSettings(_Section):
+    """Discord front-end (discord.py)."""
+
+    token: SecretStr | None = None
+    guilds: IdList = Field(default_factory=list)  # slash commands sync here at once; empty: global
+    admin_ids: IdList = Field(default_factory=list)
+    allowed_channels: IdList = Field(default_factory=list)
+    allowed_users: IdList = Field(default_factory=list)
+    message_content_intent: bool = False  # privileged; mentions, replies and DMs work without it
+
+    _lists = field_validator(
+        "guilds", "admin_ids", "allowed_channels", "allowed_users", mode="before"
+    )(_split_list)
+
+
+class ModelSettings(_Section):
+    """The model and how it generates."""
+
+    base: str = "google/flan-t5-large"  # hub id or local directory
+    adapter: Path | None = None  # adapter directory written by `punchline train`
+    backend: Literal["auto", "transformers", "ctranslate2"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "int8"] = "auto"
+    cache_dir: Path = Path(".punchline/cache")  # converted CTranslate2 models, by adapter version
+    max_new_tokens: int = Field(default=32, ge=1, le=512)
+    do_sample: bool = True
+    temperature: float = Field(default=0.9, gt=0, le=5)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    top_k: int = Field(default=50, ge=0)
+    repetition_penalty: float = Field(default=1.2, ge=1)
+    no_repeat_ngram_size: int = Field(default=3, ge=0)
+    candidates: int = Field(default=4, ge=1, le=16)  # generated per reply, best one is sent
+    max_setup_chars: int = Field(default=300, ge=10)
+
+
+class WorkerSettings(_Section):
+    """The in-process inference worker: a bounded queue in front of a micro-batcher."""
+
+    queue_size: int = Field(default=64, ge=1)
+    max_batch_size: int = Field(default=16, ge=1)
+    timeout_s: float = Field(default=30.0, gt=0)  # a request's deadline
+    threads: int = Field(default=0, ge=0)  # torch intra-op threads; 0: all cores
+
+
+class StorageSettings(_Section):
+    """SQLite storage."""
+
+    path: Path = Path("punchline.db")
+
+
+class RatingSettings(_Section):
+    """Which reaction emoji mean what (DESIGN decision 3). Anything else is ignored."""
+
+    funny: StrList = Field(default_factory=lambda: ["🤣", "😂", "😁", "🔥", "💯", "👍", "❤", "❤️"])
+    not_funny: StrList = Field(default_factory=lambda: ["😐", "🥱", "👎", "🤨", "😴"])
+    inappropriate: StrList = Field(default_factory=lambda: ["🤮", "💩", "😡", "🤬"])
+
+    _lists = field_validator("funny", "not_funny", "inappropriate", mode="before")(_split_list)
+
+
+class LimitSettings(_Section):
+    """Per-user limits: a token bucket, plus one request in flight per user."""
+
+    burst: int = Field(default=5, ge=1)
+    per_minute: float = Field(default=10.0, gt=0)
+    max_message_chars: int = Field(default=300, ge=10)
+
+
+class BattleSettings(_Section):
+    """Joke battles in group chats."""
+
+    setups: Path | None = None  # a data file in any supported format; its questions are the pool
+    entry_seconds: float = Field(default=120.0, gt=0)
+    vote_seconds: float = Field(default=60.0, gt=0)
+    min_players: int = Field(default=2, ge=2)  # entries needed, the bot's included
+    classic: bool = True  # the corpus punchline may play as "the classic"
+    recent_setups: int = Field(default=50, ge=0)  # not repeated in a chat within this many rounds
+    win_bonus: int = Field(default=100, ge=0)
+    unanimous_bonus: int = Field(default=200, ge=0)
+    max_entry_chars: int = Field(default=200, ge=10)
+
+
+class Settings(BaseSettings):
+    """All of Punchline's configuration. Build it with `load_settings()`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_DELIMITER,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    discord: DiscordSettings = Field(default_factory=DiscordSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    ratings: RatingSettings = Field(default_factory=RatingSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    battles: BattleSettings = Field(default_factory=BattleSettings)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class SettingsError(PunchlineError):
+    """A setting has a value Punchline cannot use; the message names the variable."""
+
+
+def env_name(location: tuple[str | int, ...]) -> str:
+    """The environment variable behind a validation error's location, e.g. PUNCHLINE_MODEL__BASE."""
+    parts = [str(p) for p in location if not isinstance(p, int)]
+    return ENV_PREFIX + ENV_DELIMITER.join(parts).upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment and `.env`; keyword overrides win (command-line flags).
+
+    A bad value raises `SettingsError` naming the variable and what it accepts, so start-up stops
+    with one clear line instead of a pydantic traceback.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            got = err.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            problems.append(f"{env_name(err['loc'])}: {err['msg']}{shown}")
+        raise SettingsError("bad setting: " + "; ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""Training: data readers, cleaning, split, tokenisation, LoRA, the training run and reports."""
