@@ -35,6 +35,7 @@ def _split_list(value: Any) -> Any:
 
 IdList = Annotated[list[int], NoDecode]
 StrList = Annotated[list[str], NoDecode]
+PathList = Annotated[list[Path], NoDecode]
 
 
 class _Section(BaseModel):
@@ -51,8 +52,18 @@ class TelegramSettings(_Section):
     admin_ids: IdList = Field(default_factory=list)
     allowed_chats: IdList = Field(default_factory=list)  # empty: every chat
     allowed_users: IdList = Field(default_factory=list)  # empty: every user
-    poll_timeout: float = Field(default=10.0, ge=0)
+    poll_timeout: float = Field(default=10.0, ge=0)  # getUpdates long-poll seconds
+    poll_interval: float = Field(default=0.0, ge=0)  # pause between getUpdates calls
     max_retries: int = Field(default=3, ge=0)  # AIORateLimiter retries after a 429
+    # HTTP timeouts of Bot API calls other than the long poll (seconds).
+    connect_timeout: float = Field(default=5.0, gt=0)
+    read_timeout: float = Field(default=10.0, gt=0)
+    # Resends of a reply after a 5xx or a dropped connection (never after a timeout, which may
+    # have delivered it), waiting send_retry_delay, then twice that, ...
+    send_retries: int = Field(default=2, ge=0)
+    send_retry_delay: float = Field(default=1.0, ge=0)
+    typing_interval: float = Field(default=4.0, gt=0)  # Telegram shows "typing" for ~5 s
+    concurrent_updates: int = Field(default=64, ge=1)  # updates handled at once (one per user)
 
     _lists = field_validator("admin_ids", "allowed_chats", "allowed_users", mode="before")(
         _split_list
@@ -68,6 +79,9 @@ class DiscordSettings(_Section):
     allowed_channels: IdList = Field(default_factory=list)
     allowed_users: IdList = Field(default_factory=list)
     message_content_intent: bool = False  # privileged; mentions, replies and DMs work without it
+    # Sync slash commands at start-up (guilds: at once; global: up to an hour). Turn off once
+    # synced to save API calls on every restart.
+    sync_commands: bool = True
 
     _lists = field_validator(
         "guilds", "admin_ids", "allowed_channels", "allowed_users", mode="before"
@@ -79,11 +93,16 @@ class ModelSettings(_Section):
 
     base: str = "google/flan-t5-large"  # hub id or local directory
     adapter: Path | None = None  # adapter directory written by `punchline train`
+    # More adapter directories served beside the current one (battles between versions); each
+    # is a full model copy in memory (CTranslate2 int8: ~0.8 GB for flan-t5-large).
+    extra_adapters: PathList = Field(default_factory=list)
     backend: Literal["auto", "transformers", "ctranslate2"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "int8"] = "auto"
     cache_dir: Path = Path(".punchline/cache")  # converted CTranslate2 models, by adapter version
     max_new_tokens: int = Field(default=32, ge=1, le=512)
+    # At least this many new tokens (0: none). Benchmarks force a fixed length with it.
+    min_new_tokens: int = Field(default=0, ge=0, le=512)
     do_sample: bool = True
     temperature: float = Field(default=0.9, gt=0, le=5)
     top_p: float = Field(default=0.95, gt=0, le=1)
@@ -93,14 +112,19 @@ class ModelSettings(_Section):
     candidates: int = Field(default=4, ge=1, le=16)  # generated per reply, best one is sent
     max_setup_chars: int = Field(default=300, ge=10)
 
+    _lists = field_validator("extra_adapters", mode="before")(_split_list)
+
 
 class WorkerSettings(_Section):
     """The in-process inference worker: a bounded queue in front of a micro-batcher."""
 
     queue_size: int = Field(default=64, ge=1)
-    max_batch_size: int = Field(default=16, ge=1)
+    # Requests decoded together (each with ModelSettings.candidates sequences). 32 keeps a full
+    # batch under ~4 s on 2 CPU cores with CTranslate2 int8 (bench/inference.py).
+    max_batch_size: int = Field(default=32, ge=1)
     timeout_s: float = Field(default=30.0, gt=0)  # a request's deadline
-    threads: int = Field(default=0, ge=0)  # torch intra-op threads; 0: all cores
+    threads: int = Field(default=0, ge=0)  # torch / CTranslate2 intra-op threads; 0: all cores
+    stats_log_s: float = Field(default=60.0, ge=0)  # log the worker's counters this often; 0: never
 
 
 class StorageSettings(_Section):
@@ -136,9 +160,13 @@ class BattleSettings(_Section):
     min_players: int = Field(default=2, ge=2)  # entries needed, the bot's included
     classic: bool = True  # the corpus punchline may play as "the classic"
     recent_setups: int = Field(default=50, ge=0)  # not repeated in a chat within this many rounds
+    vote_points: int = Field(default=1000, ge=0)  # shared out by vote share each round
     win_bonus: int = Field(default=100, ge=0)
-    unanimous_bonus: int = Field(default=200, ge=0)
+    unanimous_bonus: int = Field(default=200, ge=0)  # instead of win_bonus: every vote, 2 or more
     max_entry_chars: int = Field(default=200, ge=10)
+    # Adapter versions the bot fields when several are loaded (their wins feed the Elo table);
+    # 1: only the current one; 0: the bot does not play.
+    bot_versions: int = Field(default=2, ge=0, le=4)
 
 
 class Settings(BaseSettings):

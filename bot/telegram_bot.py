@@ -1,0 +1,170 @@
+"""The Telegram front-end: a python-telegram-bot Application over the bot core.
+
+    application = build_application(settings, core, battles)
+    await run_telegram(application, stop)        # polls until `stop` is set, then shuts down
+
+The Bot API base URL is a setting (``PUNCHLINE_TELEGRAM__BASE_URL``), for a self-hosted Bot API
+server or the fake one the tests run on loopback. Flood limits (429 with retry_after) are
+absorbed by PTB's AIORateLimiter, which waits and retries instead of dropping the message.
+What each update does lives in `bot.telegram_handlers`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from telegram import BotCommand, Update
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+
+from bot.core import BotCore
+from bot.telegram_handlers import TelegramHandlers
+from config.errors import PunchlineError
+from config.settings import Settings
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from bot.battles.service import BattleService
+
+log = logging.getLogger(__name__)
+
+# Telegram sends reactions only to bots that ask for them by name (DESIGN decision 4). Edited
+# messages and channel posts are left out on purpose: the bot never answers them.
+ALLOWED_UPDATES: list[str] = [
+    Update.MESSAGE,
+    Update.CALLBACK_QUERY,
+    Update.MESSAGE_REACTION,
+    Update.MESSAGE_REACTION_COUNT,
+    Update.MY_CHAT_MEMBER,
+]
+
+BOT_COMMANDS: tuple[BotCommand, ...] = (
+    BotCommand("joke", "Answer a joke setup: /joke <setup>"),
+    BotCommand("stats", "How my punchlines are rated here"),
+    BotCommand("help", "How to ask and how to rate"),
+)
+BATTLE_COMMANDS: tuple[BotCommand, ...] = (  # handled by bot.battles.telegram_ui
+    BotCommand("battle", "Start a joke battle: /battle [setup]"),
+    BotCommand("leaderboard", "This group's battle leaderboard"),
+    BotCommand("cancel", "Cancel a battle (admins) or your secret entry"),
+)
+
+_RUNTIME_KEY = "punchline.telegram"  # application.bot_data entry read by run_telegram
+
+
+class TelegramStartError(PunchlineError):
+    """The Telegram front-end cannot start: no token, a rejected token, an unreachable API."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Runtime:
+    poll_timeout: float
+    poll_interval: float
+    base_url: str
+    commands: tuple[BotCommand, ...]
+
+
+def build_application(
+    settings: Settings, core: BotCore, battles: BattleService | None = None
+) -> Application:  # type: ignore[type-arg]
+    """A configured, not yet started Application: handlers, rate limiter, base URL, commands.
+
+    With `battles`, the battle handlers are installed too (group -1, ahead of the core's).
+    """
+    tg = settings.telegram
+    if tg.token is None or not tg.token.get_secret_value().strip():
+        raise TelegramStartError("no Telegram bot token: set PUNCHLINE_TELEGRAM__TOKEN")
+    # httpx logs every request URL at INFO, and Bot API URLs carry the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    application = (
+        ApplicationBuilder()
+        .token(tg.token.get_secret_value().strip())
+        .base_url(tg.base_url)
+        .base_file_url(tg.base_file_url)
+        .rate_limiter(AIORateLimiter(max_retries=tg.max_retries))
+        .connect_timeout(tg.connect_timeout)
+        .read_timeout(tg.read_timeout)
+        .write_timeout(tg.read_timeout)
+        .get_updates_connect_timeout(tg.connect_timeout)
+        .get_updates_read_timeout(tg.read_timeout)  # PTB adds the long-poll timeout to it
+        # Updates run concurrently: one slow generation must not hold up everybody else.
+        .concurrent_updates(tg.concurrent_updates)
+        .post_init(_post_init)
+        .build()
+    )
+    commands = BOT_COMMANDS + (BATTLE_COMMANDS if battles is not None else ())
+    application.bot_data[_RUNTIME_KEY] = _Runtime(
+        tg.poll_timeout, tg.poll_interval, tg.base_url, commands
+    )
+    TelegramHandlers(core, tg).install(application)
+    if battles is not None:
+        from bot.battles.telegram_ui import install_battles
+
+        install_battles(application, battles)
+    return application
+
+
+async def _post_init(application: Application) -> None:  # type: ignore[type-arg]
+    """Publish the command menu and say what the bot can see in groups."""
+    runtime: _Runtime = application.bot_data[_RUNTIME_KEY]
+    bot = application.bot
+    try:
+        await bot.set_my_commands(list(runtime.commands))
+    except TelegramError as exc:  # the menu is a nicety; the bot works without it
+        log.warning("could not set the bot's command menu: %r", exc)
+    if not bot.can_read_all_group_messages:
+        log.info(
+            "@%s runs in privacy mode: in groups it sees commands and replies to it; mentions "
+            "need it to be an admin or privacy mode off (BotFather /setprivacy)",
+            bot.username,
+        )
+
+
+async def run_telegram(application: Application, stop: asyncio.Event) -> None:  # type: ignore[type-arg]
+    """Run the bot on the current event loop until `stop` is set, then shut it down cleanly.
+
+    Raises `TelegramStartError` when the token is rejected or the Bot API cannot be reached.
+    """
+    runtime: _Runtime = application.bot_data[_RUNTIME_KEY]
+    try:
+        await application.initialize()  # getMe: checks the token and learns the bot's name
+    except InvalidToken:
+        raise TelegramStartError(
+            "Telegram rejected the bot token (PUNCHLINE_TELEGRAM__TOKEN); get one from @BotFather"
+        ) from None
+    except TelegramError as exc:
+        raise TelegramStartError(
+            f"cannot reach the Telegram Bot API at {runtime.base_url} "
+            f"(PUNCHLINE_TELEGRAM__BASE_URL): {exc}"
+        ) from None
+    try:
+        if application.post_init is not None:
+            await application.post_init(application)  # run_polling would; we own the loop
+        assert application.updater is not None
+        await application.updater.start_polling(
+            poll_interval=runtime.poll_interval,
+            timeout=int(runtime.poll_timeout),
+            allowed_updates=ALLOWED_UPDATES,
+            bootstrap_retries=3,
+        )
+        await application.start()
+        log.info("Telegram bot @%s is polling", application.bot.username)
+        await stop.wait()
+    finally:
+        await _shut_down(application)
+
+
+async def _shut_down(application: Application) -> None:  # type: ignore[type-arg]
+    """Stop polling, let running handlers finish, close the HTTP clients."""
+    if application.updater is not None and application.updater.running:
+        await application.updater.stop()
+    if application.running:
+        await application.stop()
+    if application.post_stop is not None:
+        await application.post_stop(application)
+    await application.shutdown()
+    if application.post_shutdown is not None:
+        await application.post_shutdown(application)

@@ -1,0 +1,193 @@
+"""`punchline eval`: the test split scored under the base model and under the adapter.
+
+Per variant: mean token loss and perplexity of the original punchlines (teacher forcing), and of
+greedy replies: echo rate (mostly repeating the setup, the untuned model's failure), empty rate,
+distinct-1/distinct-2 and mean length in words. Written as `eval.json` and `eval.md`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from model.filters import is_echo, is_empty, words
+from training.dataset import prepare_data
+from training.errors import DataError
+from training.readers import Joke
+from training.tokenization import MaxLengths
+
+if TYPE_CHECKING:
+    from training.generation import TunedModel
+
+EVAL_JSON = "eval.json"
+EVAL_MD = "eval.md"
+EXAMPLES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyStats:
+    """Surface statistics of a list of replies."""
+
+    echo_rate: float
+    empty_rate: float
+    distinct_1: float
+    distinct_2: float
+    mean_words: float
+
+
+@dataclass(frozen=True, slots=True)
+class VariantScore:
+    """Loss of the originals and statistics of the greedy replies for one model variant."""
+
+    loss: float
+    perplexity: float
+    replies: ReplyStats
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    setup: str
+    original: str
+    base: str
+    tuned: str
+
+
+@dataclass
+class EvalReport:
+    adapter_version: str
+    base_model: str
+    data: str
+    test_jokes: int
+    base: VariantScore
+    tuned: VariantScore
+    original: ReplyStats  # the same statistics for the human punchlines, for reference
+    examples: list[Example] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
+
+    def markdown(self) -> str:
+        """The metrics as a Markdown table (plus a few examples)."""
+        b, t, o = self.base, self.tuned, self.original
+        rows = [
+            ("loss of original punchlines", f"{b.loss:.4f}", f"{t.loss:.4f}", ""),
+            ("perplexity", f"{b.perplexity:.2f}", f"{t.perplexity:.2f}", ""),
+            ("echo rate", f"{b.replies.echo_rate:.1%}", f"{t.replies.echo_rate:.1%}", f"{o.echo_rate:.1%}"),
+            ("empty rate", f"{b.replies.empty_rate:.1%}", f"{t.replies.empty_rate:.1%}", f"{o.empty_rate:.1%}"),
+            ("distinct-1", f"{b.replies.distinct_1:.3f}", f"{t.replies.distinct_1:.3f}", f"{o.distinct_1:.3f}"),
+            ("distinct-2", f"{b.replies.distinct_2:.3f}", f"{t.replies.distinct_2:.3f}", f"{o.distinct_2:.3f}"),
+            ("mean length (words)", f"{b.replies.mean_words:.2f}", f"{t.replies.mean_words:.2f}", f"{o.mean_words:.2f}"),
+        ]
+        lines = [
+            f"Evaluation of adapter {self.adapter_version} on {self.test_jokes} test jokes "
+            f"from {self.data} (base model {self.base_model})",
+            "",
+            "| metric | base model | tuned | original |",
+            "| --- | --- | --- | --- |",
+            *[f"| {m} | {x} | {y} | {z} |" for m, x, y, z in rows],
+        ]
+        if self.examples:
+            lines += ["", "| Setup | Original | base model | tuned |", "| --- | --- | --- | --- |"]
+            cell = lambda s: s.replace("|", "\\|") or "(empty)"  # noqa: E731
+            lines += [
+                f"| {cell(e.setup)} | {cell(e.original)} | {cell(e.base)} | {cell(e.tuned)} |"
+                for e in self.examples
+            ]
+        return "\n".join(lines)
+
+
+def distinct_n(replies: Sequence[str], n: int) -> float:
+    """Unique n-grams over all n-grams of the replies (0 when there are none)."""
+    grams = [tuple(ws[i : i + n]) for r in replies for ws in [words(r)] for i in range(len(ws) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def reply_stats(setups: Sequence[str], replies: Sequence[str]) -> ReplyStats:
+    count = max(1, len(replies))
+    return ReplyStats(
+        echo_rate=sum(is_echo(s, r) for s, r in zip(setups, replies, strict=True)) / count,
+        empty_rate=sum(is_empty(r) for r in replies) / count,
+        distinct_1=distinct_n(replies, 1),
+        distinct_2=distinct_n(replies, 2),
+        mean_words=sum(len(words(r)) for r in replies) / count,
+    )
+
+
+def mean_loss(tuned: "TunedModel", jokes: Sequence[Joke], lengths: MaxLengths, batch_size: int) -> float:
+    """Token-weighted mean cross-entropy of the original punchlines under the current variant."""
+    import torch
+
+    from training.tokenization import encode_jokes, make_collator
+
+    features = encode_jokes(tuned.tokenizer, jokes, tuned.metadata.prompt_template, lengths)
+    collate = make_collator(tuned.tokenizer)
+    total, tokens = 0.0, 0
+    for start in range(0, len(features), batch_size):
+        batch = collate(features[start : start + batch_size]).to(tuned.device)
+        with torch.no_grad():
+            logits = tuned.model(**batch).logits.float()
+        labels = batch["labels"]
+        total += torch.nn.functional.cross_entropy(
+            logits.view(-1, logits.size(-1)), labels.view(-1), ignore_index=-100, reduction="sum"
+        ).item()
+        tokens += int((labels != -100).sum())
+    return total / max(1, tokens)
+
+
+def evaluate(
+    base_model: str, adapter_dir: Path, data: Path, *, limit: int | None = None, batch_size: int = 16
+) -> EvalReport:
+    """Score the test split of `data` under the base model and under the adapter."""
+    from training.generation import generate_greedy, load_tuned
+
+    tuned = load_tuned(base_model, adapter_dir)
+    hyper = tuned.metadata.hyperparameters
+    prepared = prepare_data(
+        data, max_answer_chars=int(hyper.get("max_answer_chars", 200)), require_train=False
+    )
+    test = prepared.split.test[:limit] if limit else prepared.split.test
+    if not test:
+        raise DataError(f"{data} has no jokes in its test split: use a larger data file")
+    lengths = MaxLengths(int(hyper.get("max_source_length", 128)), int(hyper.get("max_target_length", 64)))
+    setups = [j.question for j in test]
+    scores: dict[bool, VariantScore] = {}
+    replies: dict[bool, list[str]] = {}
+    for adapter_on in (False, True):
+        with tuned.variant(adapter_on):
+            loss = mean_loss(tuned, test, lengths, batch_size)
+            replies[adapter_on] = generate_greedy(
+                tuned.model, tuned.tokenizer, setups, tuned.metadata.prompt_template,
+                batch_size=batch_size, max_source_length=lengths.source,
+            )
+        scores[adapter_on] = VariantScore(
+            loss=loss,
+            perplexity=math.exp(min(loss, 50.0)),
+            replies=reply_stats(setups, replies[adapter_on]),
+        )
+    examples = [
+        Example(j.question, j.answer, b, t)
+        for j, b, t in list(zip(test, replies[False], replies[True], strict=True))[:EXAMPLES]
+    ]
+    return EvalReport(
+        adapter_version=tuned.metadata.version,
+        base_model=base_model,
+        data=str(data),
+        test_jokes=len(test),
+        base=scores[False],
+        tuned=scores[True],
+        original=reply_stats(setups, [j.answer for j in test]),
+        examples=examples,
+    )
+
+
+def write_report(report: EvalReport, directory: Path) -> tuple[Path, Path]:
+    """Write `eval.json` and `eval.md` into `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = directory / EVAL_JSON, directory / EVAL_MD
+    json_path.write_text(report.to_json() + "\n", encoding="utf-8")
+    md_path.write_text(report.markdown() + "\n", encoding="utf-8")
+    return json_path, md_path
