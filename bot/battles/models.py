@@ -1,0 +1,272 @@
+"""Typed records of joke battles: phases, battles, entries, votes, results and button payloads.
+
+Everything here is plain data; the rules live in `state.py` and `scoring.py`, the queries in
+`store.py` and the orchestration in `service.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from bot.types import ChatRef, UserRef
+
+
+class Phase(StrEnum):
+    """Where a round stands. ENTRY and VOTING are open; the others are final."""
+
+    ENTRY = "entry"
+    VOTING = "voting"
+    FINISHED = "finished"  # voting ended, results posted
+    CANCELLED = "cancelled"  # /cancel by the starter or an admin
+    TOO_FEW = "too_few"  # the entry phase ended with fewer players than min_players
+
+    @property
+    def is_open(self) -> bool:
+        return self in (Phase.ENTRY, Phase.VOTING)
+
+
+
+class AuthorKind(StrEnum):
+    """Who wrote an entry."""
+
+    PERSON = "person"
+    BOT = "bot"  # the bot, with the adapter version that made it
+    CLASSIC = "classic"  # the corpus's original punchline for a pool setup
+
+
+class SetupSource(StrEnum):
+    GIVEN = "given"  # `/battle <setup>`
+    POOL = "pool"  # picked from PUNCHLINE_BATTLES__SETUPS
+
+
+class BotOutcome(StrEnum):
+    """How people fared against the bot in one finished round (compared by points)."""
+
+    PEOPLE = "people"  # a person scored more than every bot entry
+    BOT = "bot"  # a bot entry scored more than every person
+    TIE = "tie"
+
+
+@dataclass(frozen=True, slots=True)
+class Battle:
+    """One round in one chat."""
+
+    id: int
+    chat: ChatRef
+    starter: UserRef
+    setup: str
+    source: SetupSource
+    classic: str | None  # the corpus punchline, when it plays
+    phase: Phase
+    created_at: datetime
+    entry_deadline: datetime
+    vote_deadline: datetime | None = None
+    ended_at: datetime | None = None
+    entry_message_id: str | None = None  # the announcement people reply to
+    vote_message_id: str | None = None  # the ballot with the vote buttons
+    result_message_id: str | None = None
+    bot_outcome: BotOutcome | None = None
+
+    @property
+    def deadline(self) -> datetime | None:
+        """The end of the current phase; None once the round is over."""
+        if self.phase is Phase.ENTRY:
+            return self.entry_deadline
+        if self.phase is Phase.VOTING:
+            return self.vote_deadline
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One punchline in a round. `author` is set for people; `version` for the bot."""
+
+    id: int
+    battle_id: int
+    kind: AuthorKind
+    text: str
+    created_at: datetime
+    updated_at: datetime
+    author: UserRef | None = None
+    version: str | None = None
+    reply_id: int | None = None  # the core's reply row for bot entries, so votes rate it
+    position: int | None = None  # 1-based place on the shuffled ballot, set when voting opens
+
+    @property
+    def author_label(self) -> str:
+        """How results name the author."""
+        if self.kind is AuthorKind.PERSON:
+            assert self.author is not None
+            return self.author.name or f"user {self.author.user_id}"
+        if self.kind is AuthorKind.BOT:
+            return f"the bot ({self.version})" if self.version else "the bot"
+        return "the classic"
+
+    def is_by(self, user: UserRef) -> bool:
+        return (
+            self.kind is AuthorKind.PERSON
+            and self.author is not None
+            and self.author.user_id == user.user_id
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    battle_id: int
+    voter: UserRef
+    entry_id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EntryScore:
+    """One entry's outcome: votes, points, whether it won, whether it was disqualified as a copy."""
+
+    entry_id: int
+    votes: int
+    points: int
+    won: bool
+    identical: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoundScore:
+    scores: tuple[EntryScore, ...]
+    total_votes: int
+    winner_id: int | None
+    unanimous: bool
+
+    def of(self, entry_id: int) -> EntryScore:
+        for score in self.scores:
+            if score.entry_id == entry_id:
+                return score
+        raise KeyError(entry_id)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryResult:
+    entry: Entry
+    score: EntryScore
+
+
+@dataclass(frozen=True, slots=True)
+class RoundResult:
+    """What the results message shows: entries by ballot position with authors and scores."""
+
+    battle: Battle
+    results: tuple[EntryResult, ...]
+    total_votes: int
+    unanimous: bool
+    outcome: BotOutcome | None
+
+
+class RefusalReason(StrEnum):
+    NOT_A_GROUP = "not_a_group"
+    ALREADY_RUNNING = "already_running"
+    NO_SETUP = "no_setup"
+    BAD_SETUP = "bad_setup"
+    UNKNOWN_BATTLE = "unknown_battle"
+    ENTRIES_CLOSED = "entries_closed"
+    EMPTY_ENTRY = "empty_entry"
+    LONG_ENTRY = "long_entry"
+    NOT_VOTING = "not_voting"
+    VOTING_OVER = "voting_over"
+    OWN_ENTRY = "own_entry"
+    BAD_CHOICE = "bad_choice"
+    BOTS_CANNOT_PLAY = "bots_cannot_play"
+    NOT_ALLOWED = "not_allowed"  # e.g. /cancel by someone who may not
+    NOT_PERMITTED = "not_permitted"  # outside the allow-lists: front-ends stay silent
+    NOTHING_RUNNING = "nothing_running"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A short text for the person who acted (a command reply, a button toast, a modal reply).
+
+    `ok` is False for refusals (`reason` says why). Front-ends show it to that person only
+    where they can (an ephemeral answer, a button toast) and as a reply otherwise.
+    """
+
+    text: str
+    ok: bool = True
+    reason: RefusalReason | None = None  # why, for refusals
+
+
+# --- views: what an announcer renders -------------------------------------------------------
+
+
+class ButtonKind(StrEnum):
+    ENTER = "enter"  # Telegram: a deep link to a private chat; Discord: opens a modal
+    VOTE = "vote"
+
+
+@dataclass(frozen=True, slots=True)
+class ViewButton:
+    kind: ButtonKind
+    label: str
+    payload: str  # the callback data / custom id
+    battle_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """A platform-free message: plain text and buttons."""
+
+    text: str
+    buttons: tuple[ViewButton, ...] = ()
+
+
+# --- button payloads --------------------------------------------------------------------------
+
+PAYLOAD_PREFIX = "battle:"
+_VOTE = re.compile(r"battle:([1-9][0-9]{0,17}):vote:([1-9][0-9]{0,2})")
+_ENTER = re.compile(r"battle:([1-9][0-9]{0,17}):enter")
+DEEP_LINK_PREFIX = "battle_"
+_DEEP_LINK = re.compile(r"battle_([1-9][0-9]{0,17})")
+
+
+@dataclass(frozen=True, slots=True)
+class VotePayload:
+    battle_id: int
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class EnterPayload:
+    battle_id: int
+
+
+def vote_payload(battle_id: int, position: int) -> str:
+    """`battle:<id>:vote:<ballot position>`; positions, not entry ids, so ids reveal nothing."""
+    return f"{PAYLOAD_PREFIX}{battle_id}:vote:{position}"
+
+
+def enter_payload(battle_id: int) -> str:
+    return f"{PAYLOAD_PREFIX}{battle_id}:enter"
+
+
+def parse_payload(data: str | None) -> VotePayload | EnterPayload | None:
+    """A button payload, or None when it is not a well-formed battle payload (forged, stale)."""
+    if not data:
+        return None
+    if match := _VOTE.fullmatch(data):
+        return VotePayload(int(match.group(1)), int(match.group(2)))
+    if match := _ENTER.fullmatch(data):
+        return EnterPayload(int(match.group(1)))
+    return None
+
+
+def deep_link_argument(battle_id: int) -> str:
+    """The `/start` argument of the Telegram deep link for a secret entry."""
+    return f"{DEEP_LINK_PREFIX}{battle_id}"
+
+
+def parse_deep_link(argument: str | None) -> int | None:
+    if not argument:
+        return None
+    match = _DEEP_LINK.fullmatch(argument.strip())
+    return int(match.group(1)) if match else None

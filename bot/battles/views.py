@@ -1,0 +1,175 @@
+"""The texts and buttons of battle messages, platform-free (`View`); announcers render them.
+
+Texts are plain (no markup) so every platform shows them as they are.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime
+
+from bot.battles.models import (
+    AuthorKind,
+    Battle,
+    BotOutcome,
+    ButtonKind,
+    Entry,
+    RoundResult,
+    View,
+    ViewButton,
+    enter_payload,
+    vote_payload,
+)
+from bot.battles.store import BotTally, LeaderRow
+from bot.types import Platform
+
+
+def span(seconds: float) -> str:
+    """A short duration: '45 s', '2 min', '1 min 30 s'."""
+    seconds = max(0, math.ceil(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes} min" + (f" {rest} s" if rest else "")
+
+
+def _players_line(entries: Sequence[Entry]) -> str:
+    names = [e.author_label for e in entries if e.kind is AuthorKind.PERSON]
+    if any(e.kind is AuthorKind.BOT for e in entries):
+        names.append("the bot")
+    return "Players in: " + (", ".join(names) if names else "nobody yet")
+
+
+def entry_view(battle: Battle, entries: Sequence[Entry], now: datetime, max_chars: int) -> View:
+    """The announcement: the setup, how to enter, who is in (never what they wrote)."""
+    if battle.chat.platform is Platform.TELEGRAM:
+        how = (
+            "Reply to this message with your punchline, or press the button to send it to me "
+            "in private."
+        )
+        label = "🤫 Enter in private"
+    else:
+        how = "Press the button to write your punchline (only I see it)."
+        label = "✍️ Enter a punchline"
+    text = "\n".join(
+        [
+            f"⚔️ Joke battle #{battle.id}, started by {battle.starter.name or 'someone'}",
+            f"Setup: {battle.setup}",
+            "",
+            how,
+            f"One entry each (your latest counts, at most {max_chars} characters). "
+            f"Entries close in {span((battle.entry_deadline - now).total_seconds())}.",
+            _players_line(entries),
+        ]
+    )
+    button = ViewButton(ButtonKind.ENTER, label, enter_payload(battle.id), battle.id)
+    return View(text, (button,))
+
+
+def entries_closed_view(battle: Battle, entries: Sequence[Entry]) -> View:
+    """The announcement once entries are closed: no button any more."""
+    return View(
+        "\n".join(
+            [
+                f"⚔️ Joke battle #{battle.id}: entries are closed.",
+                f"Setup: {battle.setup}",
+                _players_line(entries),
+            ]
+        )
+    )
+
+
+def ballot_view(battle: Battle, entries: Sequence[Entry], now: datetime) -> View:
+    """Shuffled, unnamed entries with one vote button each."""
+    assert battle.vote_deadline is not None
+    ordered = sorted(entries, key=lambda e: e.position or 0)
+    lines = [f"🗳️ Battle #{battle.id}: vote for the funniest punchline!", f"Setup: {battle.setup}", ""]
+    lines += [f"{e.position}. {e.text}" for e in ordered]
+    lines += [
+        "",
+        "One vote each, anyone may vote (not for your own entry); you can change it until "
+        f"voting closes in {span((battle.vote_deadline - now).total_seconds())}.",
+    ]
+    buttons = tuple(
+        ViewButton(ButtonKind.VOTE, f"Vote {e.position}", vote_payload(battle.id, e.position), battle.id)
+        for e in ordered
+        if e.position is not None
+    )
+    return View("\n".join(lines), buttons)
+
+
+def ballot_closed_view(battle: Battle, entries: Sequence[Entry]) -> View:
+    ordered = sorted(entries, key=lambda e: e.position or 0)
+    lines = [f"🗳️ Battle #{battle.id}: voting is closed, results below.", f"Setup: {battle.setup}", ""]
+    lines += [f"{e.position}. {e.text}" for e in ordered]
+    return View("\n".join(lines))
+
+
+def _votes(n: int) -> str:
+    return f"{n} vote" + ("" if n == 1 else "s")
+
+
+def results_view(result: RoundResult, tally: BotTally | None) -> View:
+    """Every entry with its author, votes and points; the winner; people against the bot."""
+    battle = result.battle
+    lines = [f"🏆 Battle #{battle.id} results", f"Setup: {battle.setup}", ""]
+    ranked = sorted(result.results, key=lambda r: (-r.score.points, r.entry.position or 0))
+    for item in ranked:
+        entry, score = item.entry, item.score
+        mark = ""
+        if score.won:
+            mark = " 🏆 unanimous!" if result.unanimous else " 🏆"
+        elif score.identical:
+            mark = " (same as another entry: no points)"
+        lines.append(
+            f"{entry.position}. “{entry.text}” by {entry.author_label}: "
+            f"{_votes(score.votes)}, {score.points} points{mark}"
+        )
+    if result.total_votes == 0:
+        lines += ["", "Nobody voted, so nobody wins."]
+    elif not any(r.score.won for r in result.results):
+        lines += ["", "A tie at the top: no winner this time."]
+    if result.outcome is BotOutcome.PEOPLE:
+        lines.append("People beat the bot this round! 🎉")
+    elif result.outcome is BotOutcome.BOT:
+        lines.append("The bot won this round. 🤖")
+    elif result.outcome is BotOutcome.TIE:
+        lines.append("People and the bot tied.")
+    if tally is not None and tally.rounds:
+        lines.append(tally_line(tally))
+    lines.append("/leaderboard shows the standings.")
+    return View("\n".join(lines))
+
+
+def tally_line(tally: BotTally) -> str:
+    return (
+        f"People against the bot here: people won {tally.people}, the bot won {tally.bot}, "
+        f"{tally.ties} tied."
+    )
+
+
+def too_few_view(battle: Battle, players: int, min_players: int) -> View:
+    return View(
+        f"⚔️ Battle #{battle.id} is off: {players} player{'s' if players != 1 else ''} entered, "
+        f"and it takes {min_players} (the bot included). Try again with /battle."
+    )
+
+
+def cancelled_view(battle: Battle, by: str) -> View:
+    return View(f"⚔️ Battle #{battle.id} was cancelled by {by}.")
+
+
+def leaderboard_text(rows: Sequence[LeaderRow], tally: BotTally) -> str:
+    if not rows:
+        return "No battles finished here yet. Start one with /battle."
+    lines = ["🏅 Battle leaderboard"]
+    for rank, row in enumerate(rows, 1):
+        name = "🤖 the bot" if row.user_id is None else row.name
+        lines.append(
+            f"{rank}. {name}: {row.points} points, {row.wins} win{'s' if row.wins != 1 else ''} "
+            f"in {row.rounds} round{'s' if row.rounds != 1 else ''}"
+        )
+    if tally.rounds:
+        lines.append(tally_line(tally))
+    return "\n".join(lines)

@@ -1,0 +1,127 @@
+"""`punchline ratings export`: rated replies as JSON lines or CSV, ready to become training data.
+
+One `ExportRow` per rated reply (kind "reply"). Other row kinds plug in as `RowSource`s: an
+async callable `(storage, since) -> list[ExportRow]`; `default_sources()` adds
+`bot.battles.export.export_rows` when the battles package provides it (battle results, kind
+"battle").
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib
+import importlib.util
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TextIO
+
+from bot import ratings
+from bot.storage import Storage
+from config.errors import PunchlineError
+
+FORMATS = ("jsonl", "csv")
+BATTLES_EXPORT_MODULE = "bot.battles.export"
+
+
+class ExportError(PunchlineError):
+    """Bad export arguments (format, date)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRow:
+    """One exported example. Scores: funniness in [-1, 1], appropriateness in [0, 1]."""
+
+    kind: str  # "reply" (rated bot reply); other sources add their own kinds ("battle")
+    id: int  # the reply id (or the source's own id)
+    created_at: str  # ISO-8601 UTC
+    setup: str
+    punchline: str
+    version: str  # adapter version that made the punchline ("human" for people's entries)
+    platform: str
+    funniness: float | None
+    appropriateness: float | None
+    funny: int  # raters (people + anonymous reactions) who found it funny
+    not_funny: int
+    inappropriate: int
+    raters: int
+
+
+FIELDS = tuple(f.name for f in dataclasses.fields(ExportRow))
+
+RowSource = Callable[[Storage, datetime | None], Awaitable[Sequence[ExportRow]]]
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """`--since`: an ISO date (2026-01-31) or date-time; naive values are UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
+        except ValueError:
+            raise ExportError(
+                f"--since {value!r} is not a date; use YYYY-MM-DD or an ISO date-time"
+            ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+async def reply_rows(storage: Storage, since: datetime | None) -> list[ExportRow]:
+    """One row per rated bot reply created at or after `since`."""
+    rows = []
+    for t in await storage.tallies(since=since, rated_only=True):
+        s = ratings.score(t)
+        rows.append(
+            ExportRow(
+                kind="reply",
+                id=t.reply_id,
+                created_at=t.created_at.isoformat(),
+                setup=t.setup,
+                punchline=t.punchline,
+                version=t.version,
+                platform=str(t.platform),
+                funniness=None if s.funniness is None else round(s.funniness, 4),
+                appropriateness=None if s.appropriateness is None else round(s.appropriateness, 4),
+                funny=t.funny + t.anon_funny,
+                not_funny=t.not_funny + t.anon_not_funny,
+                inappropriate=t.flagged + t.anon_inappropriate,
+                raters=s.raters,
+            )
+        )
+    return rows
+
+
+def default_sources() -> list[RowSource]:
+    """Reply rows, plus battle rows when `bot.battles.export` exists."""
+    sources: list[RowSource] = [reply_rows]
+    if importlib.util.find_spec(BATTLES_EXPORT_MODULE) is not None:
+        module = importlib.import_module(BATTLES_EXPORT_MODULE)
+        sources.append(module.export_rows)
+    return sources
+
+
+async def collect_rows(
+    storage: Storage, since: datetime | None, sources: Sequence[RowSource] | None = None
+) -> list[ExportRow]:
+    rows: list[ExportRow] = []
+    for source in sources if sources is not None else default_sources():
+        rows.extend(await source(storage, since))
+    return rows
+
+
+def write_rows(rows: Sequence[ExportRow], fmt: str, out: TextIO) -> None:
+    """Write `rows` as JSON lines or CSV (with a header; empty scores are empty cells)."""
+    if fmt == "jsonl":
+        for row in rows:
+            out.write(json.dumps(dataclasses.asdict(row), ensure_ascii=False) + "\n")
+    elif fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in dataclasses.asdict(row).items()})
+    else:
+        raise ExportError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

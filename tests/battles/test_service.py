@@ -1,0 +1,476 @@
+"""BattleService with a real SQLite file, the real BotCore for ratings, a recording announcer
+and a hand-moved clock: whole rounds, bad input and restarts in each phase."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.battles.models import AuthorKind, ButtonKind, Phase, RefusalReason, parse_payload
+from bot.battles.pool import PoolSetup, SetupPool
+from bot.battles.service import BattleService
+from bot.clock import ManualClock
+from bot.core import BotCore
+from bot.storage import Storage
+from bot.types import ChatKind, ChatRef, Platform, UserRef
+from config.settings import Settings, load_settings
+from model.types import WorkerBusy
+from tests.battles.helpers import FakeAnnouncer, VersionedGenerator
+from tests.fakes.generator import FakeGenerator
+
+GROUP = ChatRef(Platform.TELEGRAM, "-1001", ChatKind.GROUP, "Jokers")
+OTHER_GROUP = ChatRef(Platform.TELEGRAM, "-1002", ChatKind.GROUP, "Others")
+ALICE = UserRef(Platform.TELEGRAM, "1", "Alice")
+BOB = UserRef(Platform.TELEGRAM, "2", "Bob")
+CAROL = UserRef(Platform.TELEGRAM, "3", "Carol")
+DAVE = UserRef(Platform.TELEGRAM, "4", "Dave")
+ADMIN = UserRef(Platform.TELEGRAM, "42", "Admin")
+SETUP = "Why did the scarecrow win an award?"
+BOT_LINE = "Because he was outstanding in his field."
+
+
+@dataclass
+class World:
+    path: Path
+    settings: Settings
+    clock: ManualClock
+    storage: Storage
+    generator: FakeGenerator
+    announcer: FakeAnnouncer
+    service: BattleService
+    core: BotCore
+
+    async def restart(self, generator: FakeGenerator | None = None) -> None:
+        """Stop everything (as a crash or a deploy would) and start again on the same file."""
+        await self.service.close()
+        await self.storage.close()
+        self.storage = await Storage.open(self.path)
+        self.generator = generator or self.generator
+        self.announcer = FakeAnnouncer()
+        self.core = BotCore(self.settings, self.storage, self.generator, self.clock)
+        self.service = make_service(self)
+
+    def ballot_position(self, text: str) -> int:
+        ballot = self.announcer.find("vote for the funniest")[-1]
+        line = next(l for l in ballot.view.text.splitlines() if l.endswith(text))
+        return int(line.split(".")[0])
+
+
+def make_service(w: World, pool: SetupPool | None = None) -> BattleService:
+    service = BattleService(
+        w.settings, w.storage, w.generator, w.clock, pool, core=w.core, rng=random.Random(3)
+    )
+    service.attach(Platform.TELEGRAM, w.announcer)
+    return service
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    settings = load_settings(
+        battles={"entry_seconds": 60, "vote_seconds": 30, "max_entry_chars": 80},
+        telegram={"admin_ids": [42]},
+    )
+    clock = ManualClock()
+    storage = await Storage.open(tmp_path / "bot.db")
+    generator = FakeGenerator([BOT_LINE], version="v1")
+    announcer = FakeAnnouncer()
+    core = BotCore(settings, storage, generator, clock)
+    w = World(tmp_path / "bot.db", settings, clock, storage, generator, announcer, None, core)  # type: ignore[arg-type]
+    w.service = make_service(w)
+    yield w
+    await w.service.close()
+    await w.storage.close()
+
+
+async def start(w: World, setup: str | None = SETUP, user: UserRef = ALICE) -> int:
+    answer = await w.service.start(GROUP, user, setup)
+    assert answer.ok, answer.text
+    await w.service.settle()
+    battle = await w.service.store.open_in_chat(GROUP.platform, GROUP.chat_id)
+    assert battle is not None
+    return battle.id
+
+
+async def to_voting(w: World) -> None:
+    w.clock.advance(w.settings.battles.entry_seconds)
+    await w.service.advance_due()
+
+
+# -- starting ----------------------------------------------------------------------------------
+
+
+async def test_battles_are_for_groups_only(world: World) -> None:
+    private = ChatRef(Platform.TELEGRAM, "1", ChatKind.PRIVATE)
+    answer = await world.service.start(private, ALICE, SETUP)
+    assert not answer.ok and answer.reason is RefusalReason.NOT_A_GROUP
+    assert "group" in answer.text
+    assert world.announcer.posts == []
+
+
+async def test_start_announces_the_setup_with_an_entry_button_and_the_bot_plays(world: World) -> None:
+    battle_id = await start(world)
+    announcement = world.announcer.posts[0]
+    assert SETUP in announcement.view.text and f"#{battle_id}" in announcement.view.text
+    assert [b.kind for b in announcement.buttons] == [ButtonKind.ENTER]
+    assert world.generator.calls[0].setup == SETUP
+    entries = await world.service.store.entries(battle_id)
+    assert [(e.kind, e.text, e.version) for e in entries] == [(AuthorKind.BOT, BOT_LINE, "v1")]
+    # the bot joining shows in the announcement, its text does not
+    assert "the bot" in announcement.text and BOT_LINE not in announcement.text
+    # its entry is a core reply (with the setup), so votes can rate it
+    reply = await world.storage.get_reply(entries[0].reply_id)  # type: ignore[arg-type]
+    assert reply is not None and reply.text == BOT_LINE and reply.version == "v1"
+    battle = await world.service.store.get(battle_id)
+    assert battle is not None and battle.entry_message_id == announcement.message_id
+
+
+async def test_a_second_battle_names_the_running_one(world: World) -> None:
+    battle_id = await start(world)
+    answer = await world.service.start(GROUP, BOB, "Another setup?")
+    assert not answer.ok and answer.reason is RefusalReason.ALREADY_RUNNING
+    assert f"#{battle_id}" in answer.text and SETUP in answer.text and "1 min" in answer.text
+    # another chat may battle at the same time
+    assert (await world.service.start(OTHER_GROUP, BOB, "Another setup?")).ok
+
+
+async def test_without_a_setup_or_pool_the_answer_says_how_to_give_one(world: World) -> None:
+    answer = await world.service.start(GROUP, ALICE, None)
+    assert not answer.ok and answer.reason is RefusalReason.NO_SETUP
+    assert "/battle " in answer.text and "PUNCHLINE_BATTLES__SETUPS" in answer.text
+
+
+async def test_overlong_setup_is_refused(world: World) -> None:
+    answer = await world.service.start(GROUP, ALICE, "why " * 200)
+    assert not answer.ok and answer.reason is RefusalReason.BAD_SETUP
+
+
+async def test_pool_setups_skip_recent_ones_and_bring_the_classic(world: World) -> None:
+    pool = SetupPool(None, setups=[PoolSetup("Setup one?", "Classic one."),
+                                   PoolSetup("Setup two?", "Classic two.")])
+    world.service = make_service(world, pool)
+    seen = []
+    for _ in range(2):
+        battle_id = await start(world, None)
+        battle = await world.service.store.get(battle_id)
+        assert battle is not None
+        seen.append(battle.setup)
+        entries = await world.service.store.entries(battle_id)
+        classic = [e for e in entries if e.kind is AuthorKind.CLASSIC]
+        assert [c.text for c in classic] == [battle.setup.replace("Setup", "Classic").replace("?", ".")]
+        assert (await world.service.cancel(GROUP, ALICE)).ok
+    assert sorted(seen) == ["Setup one?", "Setup two?"]  # the second round avoided the first's
+    # a typed setup that is in the corpus brings its classic too
+    battle_id = await start(world, "setup   ONE?")
+    kinds = {e.kind for e in await world.service.store.entries(battle_id)}
+    assert AuthorKind.CLASSIC in kinds
+
+
+async def test_the_classic_stays_out_when_the_setting_is_off(world: World) -> None:
+    world.settings.battles.classic = False
+    pool = SetupPool(None, setups=[PoolSetup("Setup one?", "Classic one.")])
+    world.service = make_service(world, pool)
+    battle_id = await start(world, None)
+    assert all(e.kind is not AuthorKind.CLASSIC for e in await world.service.store.entries(battle_id))
+
+
+# -- a whole round -----------------------------------------------------------------------------
+
+
+async def test_a_whole_round(world: World) -> None:
+    battle_id = await start(world)
+    store = world.service.store
+    assert (await world.service.submit(battle_id, ALICE, "He was a born winner")).ok
+    assert (await world.service.submit(battle_id, BOB, "Straw poll")).ok
+    replaced = await world.service.submit(battle_id, BOB, "He had great straw-tegy")
+    assert replaced.ok and "Replaced" in replaced.text
+    assert (await world.service.submit(battle_id, CAROL, "Corn-gratulations were in order")).ok
+    entries = await store.entries(battle_id)
+    assert len(entries) == 4 and {e.text for e in entries} >= {"He had great straw-tegy"}
+    announcement = world.announcer.posts[0]
+    assert all(name in announcement.text for name in ("Alice", "Bob", "Carol"))
+    assert "straw" not in announcement.text  # entries stay hidden
+
+    await to_voting(world)
+    battle = await store.get(battle_id)
+    assert battle is not None and battle.phase is Phase.VOTING
+    assert announcement.buttons == ()  # the entry button is gone
+    ballot = world.announcer.find("vote for the funniest")[-1]
+    assert battle.vote_message_id == ballot.message_id
+    assert "Alice" not in ballot.view.text and "Bob" not in ballot.view.text  # unnamed
+    assert len(ballot.buttons) == 4
+    payloads = [parse_payload(b.payload) for b in ballot.buttons]
+    assert [p.position for p in payloads] == [1, 2, 3, 4]  # type: ignore[union-attr]
+
+    alice_pos = world.ballot_position("He was a born winner")
+    bot_pos = world.ballot_position(BOT_LINE)
+    bob_pos = world.ballot_position("He had great straw-tegy")
+    own = await world.service.vote(battle_id, alice_pos, ALICE, GROUP)
+    assert not own.ok and own.reason is RefusalReason.OWN_ENTRY
+    assert (await world.service.vote(battle_id, alice_pos, BOB, GROUP)).ok
+    assert (await world.service.vote(battle_id, alice_pos, CAROL, GROUP)).ok
+    # Dave, an onlooker, votes for the bot, then changes his mind: the funny rating follows
+    assert (await world.service.vote(battle_id, bot_pos, DAVE, GROUP)).ok
+    bot_entry = next(e for e in await store.entries(battle_id) if e.kind is AuthorKind.BOT)
+    ratings = await world.storage.reactions_for(bot_entry.reply_id)  # type: ignore[arg-type]
+    assert [(r.source, r.rating, r.funniness) for r in ratings] == [("battle", "funny", 1)]
+    changed = await world.service.vote(battle_id, bob_pos, DAVE, GROUP)
+    assert changed.ok and "changed" in changed.text
+    assert await world.storage.reactions_for(bot_entry.reply_id) == []  # type: ignore[arg-type]
+    assert (await world.service.vote(battle_id, bot_pos, ALICE, GROUP)).ok
+    again = await world.service.vote(battle_id, bot_pos, ALICE, GROUP)
+    assert again.ok and "already" in again.text
+
+    world.clock.advance(world.settings.battles.vote_seconds)
+    assert await world.service.advance_due() == [battle_id]
+    battle = await store.get(battle_id)
+    assert battle is not None and battle.phase is Phase.FINISHED
+    results = world.announcer.find("results")[-1]
+    text = results.view.text
+    # 4 votes: Alice 2 = 500 + win bonus; Bob 1 = 250; the bot 1 = 250
+    assert "“He was a born winner” by Alice: 2 votes, 600 points 🏆" in text
+    assert "by Bob: 1 vote, 250 points" in text
+    assert "by the bot (v1): 1 vote, 250 points" in text
+    assert "by Carol: 0 votes, 0 points" in text
+    assert "People beat the bot" in text
+    assert ballot.buttons == ()  # voting buttons gone
+
+    late = await world.service.vote(battle_id, alice_pos, DAVE, GROUP)
+    assert not late.ok and late.reason is RefusalReason.VOTING_OVER
+    board = await world.service.leaderboard_text(GROUP)
+    lines = board.splitlines()
+    assert lines[1].startswith("1. Alice: 600 points, 1 win in 1 round")
+    assert any("🤖 the bot: 250 points" in line for line in lines)
+    assert "people won 1, the bot won 0, 0 tied" in board
+    # every vote is stored
+    votes = await store.votes(battle_id)
+    assert {(v.voter.name, v.entry_id) for v in votes} == {
+        ("Bob", next(e.id for e in await store.entries(battle_id) if e.position == alice_pos)),
+        ("Carol", next(e.id for e in await store.entries(battle_id) if e.position == alice_pos)),
+        ("Dave", next(e.id for e in await store.entries(battle_id) if e.position == bob_pos)),
+        ("Alice", bot_entry.id),
+    }
+
+
+async def test_too_few_players_end_the_round_with_a_message(world: World) -> None:
+    battle_id = await start(world)
+    await to_voting(world)
+    battle = await world.service.store.get(battle_id)
+    assert battle is not None and battle.phase is Phase.TOO_FEW
+    message = world.announcer.find("is off")[-1].view.text
+    assert "1 player entered" in message and "takes 2" in message
+    assert world.announcer.find("vote for the funniest") == []
+    # the chat is free for a new round
+    assert (await world.service.start(GROUP, BOB, "Next?")).ok
+
+
+async def test_late_entries_and_early_votes_are_refused(world: World) -> None:
+    battle_id = await start(world)
+    early = await world.service.vote(battle_id, 1, BOB, GROUP)
+    assert not early.ok and early.reason is RefusalReason.NOT_VOTING
+    await world.service.submit(battle_id, BOB, "On time")
+    world.clock.advance(60)  # the deadline passed; the timer has not fired yet
+    late = await world.service.submit(battle_id, CAROL, "Too late")
+    assert not late.ok and late.reason is RefusalReason.ENTRIES_CLOSED
+    await world.service.advance_due()
+    texts = {e.text for e in await world.service.store.entries(battle_id)}
+    assert "Too late" not in texts and "On time" in texts
+
+
+async def test_bad_entries_are_refused_and_keep_the_earlier_one(world: World) -> None:
+    battle_id = await start(world)
+    assert (await world.service.submit(battle_id, BOB, "Good one")).ok
+    empty = await world.service.submit(battle_id, BOB, "   ")
+    assert not empty.ok and empty.reason is RefusalReason.EMPTY_ENTRY
+    long = await world.service.submit(battle_id, BOB, "x" * 81)
+    assert not long.ok and long.reason is RefusalReason.LONG_ENTRY and "80" in long.text
+    robot = UserRef(Platform.TELEGRAM, "77", "Robo", is_bot=True)
+    assert not (await world.service.submit(battle_id, robot, "beep")).ok
+    unknown = await world.service.submit(9999, BOB, "Hello")
+    assert not unknown.ok and unknown.reason is RefusalReason.UNKNOWN_BATTLE
+    people = [e.text for e in await world.service.store.entries(battle_id) if e.kind is AuthorKind.PERSON]
+    assert people == ["Good one"]
+
+
+async def test_forged_votes_are_refused(world: World) -> None:
+    battle_id = await start(world)
+    await world.service.submit(battle_id, BOB, "Entry")
+    await to_voting(world)
+    other = await world.service.vote(battle_id, 1, CAROL, OTHER_GROUP)  # a payload from elsewhere
+    assert not other.ok and other.reason is RefusalReason.UNKNOWN_BATTLE
+    assert not (await world.service.vote(battle_id, 9, CAROL, GROUP)).ok
+    assert not (await world.service.vote(12345, 1, CAROL, GROUP)).ok
+    assert await world.service.store.votes(battle_id) == []
+
+
+async def test_cancel_by_starter_or_admin_only(world: World) -> None:
+    battle_id = await start(world)
+    refused = await world.service.cancel(GROUP, BOB)
+    assert not refused.ok and refused.reason is RefusalReason.NOT_ALLOWED
+    assert (await world.service.cancel(GROUP, ADMIN)).ok  # a bot admin (telegram.admin_ids)
+    battle = await world.service.store.get(battle_id)
+    assert battle is not None and battle.phase is Phase.CANCELLED
+    assert world.announcer.find("was cancelled by Admin")
+    assert world.announcer.posts[0].buttons == ()
+    nothing = await world.service.cancel(GROUP, ALICE)
+    assert not nothing.ok and nothing.reason is RefusalReason.NOTHING_RUNNING
+    # a chat admin (the front-end's verdict) may cancel too, also while voting
+    battle_id = await start(world, "Second?", user=BOB)
+    await world.service.submit(battle_id, CAROL, "Entry")
+    await to_voting(world)
+    assert (await world.service.cancel(GROUP, DAVE, chat_admin=True)).ok
+    world.clock.advance(60)
+    assert await world.service.advance_due() == []
+
+
+async def test_platform_errors_never_break_a_round(world: World) -> None:
+    world.announcer.fail = True
+    battle_id = await start(world)
+    await world.service.submit(battle_id, BOB, "Still counts")
+    await to_voting(world)
+    assert (await world.service.vote(battle_id, 1, CAROL, GROUP)).ok
+    world.clock.advance(30)
+    await world.service.advance_due()
+    battle = await world.service.store.get(battle_id)
+    assert battle is not None and battle.phase is Phase.FINISHED
+
+
+async def test_a_generator_failure_leaves_the_bot_out(world: World) -> None:
+    world.generator.fail_next(WorkerBusy("queue full"))
+    battle_id = await start(world)
+    assert await world.service.store.entries(battle_id) == []
+    await world.service.submit(battle_id, BOB, "One")
+    await world.service.submit(battle_id, CAROL, "Two")
+    await to_voting(world)
+    battle = await world.service.store.get(battle_id)
+    assert battle is not None and battle.phase is Phase.VOTING
+
+
+async def test_secret_entries_by_private_message(world: World) -> None:
+    battle_id = await start(world)
+    assert await world.service.submit_secret(Platform.TELEGRAM, BOB, "Not for a battle") is None
+    opened = await world.service.begin_secret_entry(Platform.TELEGRAM, battle_id, BOB)
+    assert opened.ok and SETUP in opened.text
+    empty = await world.service.submit_secret(Platform.TELEGRAM, BOB, "  ")
+    assert empty is not None and not empty.ok  # refused, and the slot stays open
+    taken = await world.service.submit_secret(Platform.TELEGRAM, BOB, "Secret punchline")
+    assert taken is not None and taken.ok
+    assert await world.service.submit_secret(Platform.TELEGRAM, BOB, "a normal setup?") is None
+    texts = [e.text for e in await world.service.store.entries(battle_id)]
+    assert "Secret punchline" in texts
+    # a link to a finished or unknown round, or another platform's, is refused
+    assert not (await world.service.begin_secret_entry(Platform.TELEGRAM, 999, BOB)).ok
+    assert not (await world.service.begin_secret_entry(Platform.DISCORD, battle_id, BOB)).ok
+    # a pending slot ends with the entry phase
+    await world.service.begin_secret_entry(Platform.TELEGRAM, battle_id, CAROL)
+    await to_voting(world)
+    assert await world.service.submit_secret(Platform.TELEGRAM, CAROL, "too late") is None
+
+
+async def test_two_versions_both_play_and_feed_the_elo_table(world: World) -> None:
+    await world.restart(VersionedGenerator(("v2", "v1")))
+    battle_id = await start(world)
+    bots = [e for e in await world.service.store.entries(battle_id) if e.kind is AuthorKind.BOT]
+    assert sorted(e.version for e in bots) == ["v1", "v2"]
+    await world.service.submit(battle_id, BOB, "Human line")
+    await to_voting(world)
+    await world.service.vote(battle_id, world.ballot_position("v2 says: because reasons"), CAROL, GROUP)
+    await world.service.vote(battle_id, world.ballot_position("v2 says: because reasons"), DAVE, GROUP)
+    await world.service.vote(battle_id, world.ballot_position("v1 says: because reasons"), BOB, GROUP)
+    world.clock.advance(30)
+    await world.service.advance_due()
+    table = await world.service.store.elo_table()
+    assert [(r.version, r.wins, r.losses) for r in table] == [("v2", 1, 0), ("v1", 0, 1)]
+    assert table[0].rating > 1000 > table[1].rating
+    text = await world.service.elo_text()
+    assert text.index("v2") < text.index("v1")
+    assert "The bot won" in world.announcer.find("results")[-1].view.text
+
+
+# -- restarts ----------------------------------------------------------------------------------
+
+
+async def test_restart_during_entry_keeps_entries_and_the_deadline(world: World) -> None:
+    battle_id = await start(world)
+    await world.service.submit(battle_id, BOB, "Before the restart")
+    world.clock.advance(20)
+    await world.restart()
+    assert await world.service.resume() == [battle_id]
+    assert (await world.service.submit(battle_id, CAROL, "After the restart")).ok
+    world.clock.advance(39)
+    assert await world.service.advance_due() == []  # the original deadline still holds
+    world.clock.advance(1)
+    assert await world.service.advance_due() == [battle_id]
+    ballot = world.announcer.find("vote for the funniest")[-1].view.text
+    assert "Before the restart" in ballot and "After the restart" in ballot and BOT_LINE in ballot
+    assert len(world.generator.calls) == 1  # the bot had entered already: no second entry
+
+
+async def test_restart_during_entry_gives_the_bot_its_entry_if_it_had_none(world: World) -> None:
+    world.generator.block()
+    assert (await world.service.start(GROUP, ALICE, SETUP)).ok
+    await world.restart(FakeGenerator(["After restart line"], version="v1"))
+    [battle_id] = await world.service.resume()
+    await world.service.settle()
+    texts = [e.text for e in await world.service.store.entries(battle_id)]
+    assert texts == ["After restart line"]
+
+
+async def test_restart_during_voting_keeps_votes(world: World) -> None:
+    battle_id = await start(world)
+    await world.service.submit(battle_id, BOB, "Bob's line")
+    await to_voting(world)
+    bob = world.ballot_position("Bob's line")
+    await world.service.vote(battle_id, bob, CAROL, GROUP)
+    await world.restart()
+    await world.service.resume()
+    assert (await world.service.vote(battle_id, bob, DAVE, GROUP)).ok
+    world.clock.advance(30)
+    await world.service.advance_due()
+    assert "“Bob's line” by Bob: 2 votes, 1200 points 🏆 unanimous!" in (
+        world.announcer.find("results")[-1].view.text
+    )
+
+
+async def test_a_deadline_passed_while_down_closes_at_once_on_resume(world: World) -> None:
+    battle_id = await start(world)
+    await world.service.submit(battle_id, BOB, "Bob's line")
+    await world.restart()
+    world.clock.advance(600)  # down for ten minutes: past the entry deadline
+    await world.service.resume()
+    ballot = await world.announcer.wait_for("vote for the funniest")
+    assert "Bob's line" in ballot.view.text
+    battle = await world.service.store.get(battle_id)
+    assert battle is not None and battle.phase is Phase.VOTING
+    await world.service.vote(battle_id, world.ballot_position("Bob's line"), CAROL, GROUP)
+    await world.restart()
+    world.clock.advance(600)
+    await world.service.resume()
+    results = await world.announcer.wait_for("results")
+    assert "“Bob's line” by Bob: 1 vote, 1100 points 🏆" in results.view.text
+
+
+async def test_resume_skips_platforms_that_are_not_running(world: World) -> None:
+    await start(world)
+    await world.restart()
+    service = BattleService(world.settings, world.storage, world.generator, world.clock, core=world.core)
+    assert await service.resume() == []  # no announcer attached: nothing to show rounds on
+    await service.close()
+
+
+async def test_the_bot_sits_out_with_an_unplayable_punchline(world: World) -> None:
+    world.generator.answer_with("x" * 81)  # over the entry limit of 80
+    battle_id = await start(world)
+    assert await world.service.store.entries(battle_id) == []
+    deadline = world.generator.calls[0].deadline
+    assert deadline is not None and deadline == pytest.approx(world.clock.monotonic() + 60)
+
+
+async def test_the_bot_can_be_kept_out(world: World) -> None:
+    world.settings.battles.bot_versions = 0
+    world.service = make_service(world)
+    battle_id = await start(world)
+    assert world.generator.calls == [] and await world.service.store.entries(battle_id) == []

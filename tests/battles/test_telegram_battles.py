@@ -1,0 +1,235 @@
+"""Battles on Telegram end to end: the real python-telegram-bot stack (long polling, httpx,
+AIORateLimiter) against the fake Bot API server on loopback, a real BotCore and BattleService
+over a real SQLite file, and phases of a couple of seconds on the real clock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.battles.models import Phase
+from bot.battles.service import BattleService
+from bot.clock import SystemClock
+from bot.core import BotCore
+from bot.storage import Storage
+from bot.telegram_bot import build_application, run_telegram
+from config.settings import Settings, load_settings
+from tests.fakes.generator import FakeGenerator
+from tests.fakes.telegram_api import ApiCall, FakeBotAPI
+
+SETUP = "Why did the scarecrow win an award?"
+BOT_LINE = "Because he was outstanding in his field."
+PHASE_S = 2.0
+
+
+def make_settings(api: FakeBotAPI, db: Path, entry_s: float = PHASE_S, vote_s: float = PHASE_S) -> Settings:
+    return load_settings(
+        telegram={"token": api.token, "base_url": api.base_url, "base_file_url": api.base_file_url,
+                  "poll_timeout": 1, "send_retry_delay": 0.05},
+        storage={"path": str(db)},
+        battles={"entry_seconds": entry_s, "vote_seconds": vote_s},
+        limits={"burst": 100, "per_minute": 6000},
+    )
+
+
+@dataclass
+class Running:
+    api: FakeBotAPI
+    storage: Storage
+    service: BattleService
+
+
+@contextlib.asynccontextmanager
+async def running_bot(api: FakeBotAPI, settings: Settings) -> AsyncIterator[Running]:
+    """The whole Telegram bot with battles, as `punchline serve` wires it, until exit."""
+    storage = await Storage.open(settings.storage.path)
+    generator = FakeGenerator([BOT_LINE], version="v1")
+    clock = SystemClock()
+    core = BotCore(settings, storage, generator, clock)
+    service = BattleService(settings, storage, generator, clock, core=core)
+    application = build_application(settings, core, service)
+    await service.resume()
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_telegram(application, stop))
+    try:
+        yield Running(api, storage, service)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await service.close()
+        await storage.close()
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotAPI]:
+    async with FakeBotAPI() as server:
+        yield server
+
+
+def sent_with(text: str) -> Any:
+    return lambda c: not c.failed and text in str(c.params.get("text", ""))
+
+
+def position_of(ballot: ApiCall, entry: str) -> int:
+    line = next(l for l in ballot.params["text"].splitlines() if l.endswith(entry))
+    return int(line.split(".")[0])
+
+
+async def answer_to(api: FakeBotAPI, query_id: str) -> str:
+    call = await api.wait_for("answerCallbackQuery", lambda c: c.params["callback_query_id"] == query_id)
+    return str(call.params.get("text", ""))
+
+
+async def test_a_whole_round_in_a_group(api: FakeBotAPI, tmp_path: Path) -> None:
+    group = api.group_chat(-100777, "Jokers")
+    alice, bob, carol, dave = (api.user(i, n) for i, n in
+                               [(11, "Alice"), (12, "Bob"), (13, "Carol"), (14, "Dave")])
+    api.set_bot_admin(group["id"])
+    async with running_bot(api, make_settings(api, tmp_path / "bot.db")) as bot:
+        # bad input first: a battle in a private chat is refused
+        private = api.private_chat(alice)
+        asked = api.push_command(private, alice, "battle", SETUP)
+        refusal = await api.wait_for("sendMessage", lambda c: c.replies_to(asked))
+        assert "groups" in refusal.params["text"]
+
+        started = api.push_command(group, alice, "battle", SETUP)
+        announcement = await api.wait_for("sendMessage", sent_with("Joke battle #1"))
+        assert SETUP in announcement.params["text"]
+        [[button]] = announcement.params["reply_markup"]["inline_keyboard"]
+        assert button["url"] == "https://t.me/punchline_test_bot?start=battle_1"
+        again = api.push_command(group, bob, "battle", "Something else?")
+        running = await api.wait_for("sendMessage", lambda c: c.replies_to(again))
+        assert "Battle #1 is already running" in running.params["text"]
+        assert not api.calls_of("sendMessage", lambda c: c.replies_to(started))  # no extra answer
+
+        # two players reply to the announcement; the bot removes the replies. Telegram refuses
+        # one deletion and one edit of the announcement: the round goes on regardless.
+        api.inject_error("deleteMessage", status=400, retry_after=None,
+                         description="Bad Request: message can't be deleted")
+        api.inject_error("editMessageText", status=400, retry_after=None,
+                         description="Bad Request: message to edit not found")
+        msg = announcement.result
+        b1 = api.push_message(group, bob, "Straw poll", reply_to=msg)
+        c1 = api.push_message(group, carol, "Corn-gratulations", reply_to=msg)
+        for entry in (b1, c1):
+            await api.wait_for("deleteMessage", lambda c, e=entry: c.params["message_id"] == e["message_id"])
+        # Alice enters in secret through the deep link
+        link = api.push_command(private, alice, "start", "battle_1")
+        opened = await api.wait_for("sendMessage", lambda c: c.replies_to(link))
+        assert SETUP in opened.params["text"]
+        secret = api.push_message(private, alice, "He was a born winner")
+        taken = await api.wait_for("sendMessage", lambda c: c.replies_to(secret))
+        assert "is in" in taken.params["text"]
+        # the announcement names the players, never their texts
+        await api.wait_for("editMessageText", lambda c: "Carol" in c.params["text"] and "Alice" in c.params["text"])
+        assert not api.calls_of("editMessageText", lambda c: "Straw" in c.params["text"])
+
+        ballot = await api.wait_for("sendMessage", sent_with("vote for the funniest"), timeout=PHASE_S + 5)
+        text = ballot.params["text"]
+        assert all(e in text for e in ("Straw poll", "Corn-gratulations", "He was a born winner", BOT_LINE))
+        assert "Bob" not in text and "Alice" not in text
+        assert sorted(ballot.callback_data) == [f"battle:1:vote:{i}" for i in range(1, 5)]
+        assert api.calls_of("deleteMessage", lambda c: c.failed)  # the refusals really happened
+        assert api.calls_of("editMessageText", lambda c: c.failed)
+        vote_msg = ballot.result
+
+        own = api.push_callback(vote_msg, bob, f"battle:1:vote:{position_of(ballot, 'Straw poll')}")
+        assert "own" in await answer_to(api, own)
+        forged = api.push_callback(vote_msg, bob, "battle:1:vote:77")
+        assert "valid" in await answer_to(api, forged)
+        votes = [(alice, "Straw poll"), (bob, "He was a born winner"), (carol, "Straw poll"),
+                 (dave, BOT_LINE)]
+        for user, entry in votes:
+            query = api.push_callback(vote_msg, user, f"battle:1:vote:{position_of(ballot, entry)}")
+            assert "counted" in await answer_to(api, query)
+
+        results = await api.wait_for("sendMessage", sent_with("results"), timeout=PHASE_S + 5)
+        text = results.params["text"]
+        assert "“Straw poll” by Bob: 2 votes, 600 points 🏆" in text
+        assert "“He was a born winner” by Alice: 1 vote, 250 points" in text
+        assert f"“{BOT_LINE}” by the bot (v1): 1 vote, 250 points" in text
+        assert "People beat the bot" in text
+        # the ballot's buttons are gone (editMessageText without reply_markup removes them)
+        closed = await api.wait_for("editMessageText",
+                                    lambda c: c.params["message_id"] == vote_msg["message_id"])
+        assert "reply_markup" not in closed.params and "voting is closed" in closed.params["text"]
+
+        late = api.push_callback(vote_msg, dave, f"battle:1:vote:{position_of(ballot, 'Straw poll')}")
+        assert "over" in await answer_to(api, late)
+        board = api.push_command(group, carol, "leaderboard")
+        standings = await api.wait_for("sendMessage", lambda c: c.replies_to(board))
+        lines = standings.params["text"].splitlines()
+        assert lines[1] == "1. Bob: 600 points, 1 win in 1 round"
+        assert "people won 1" in standings.params["text"]
+        # Dave's vote for the bot rated its punchline funny
+        battle = await bot.service.store.get(1)
+        assert battle is not None and battle.phase is Phase.FINISHED
+        bot_entry = next(e for e in await bot.service.store.entries(1) if e.version == "v1")
+        [rating] = await bot.storage.reactions_for(bot_entry.reply_id)  # type: ignore[arg-type]
+        assert (rating.source, rating.rating) == ("battle", "funny")
+
+
+async def test_a_restart_mid_round_loses_nothing(api: FakeBotAPI, tmp_path: Path) -> None:
+    group = api.group_chat(-100888, "Restarters")
+    alice, bob, carol = api.user(21, "Alice"), api.user(22, "Bob"), api.user(23, "Carol")
+    db = tmp_path / "bot.db"
+    async with running_bot(api, make_settings(api, db, entry_s=3.0, vote_s=1.5)):
+        api.push_command(group, alice, "battle", SETUP)
+        announcement = await api.wait_for("sendMessage", sent_with("Joke battle #1"))
+        api.push_message(group, bob, "Before the restart", reply_to=announcement.result)
+        await api.wait_for("editMessageText", lambda c: "Bob" in c.params["text"])
+    # down for a moment during the entry phase; the deadline still lies ahead
+    async with running_bot(api, make_settings(api, db, entry_s=3.0, vote_s=1.5)) as bot:
+        api.push_message(group, carol, "After the restart", reply_to=announcement.result)
+        ballot = await api.wait_for("sendMessage", sent_with("vote for the funniest"), timeout=8)
+        assert "Before the restart" in ballot.params["text"]
+        assert "After the restart" in ballot.params["text"]
+        query = api.push_callback(ballot.result, alice,
+                                  f"battle:1:vote:{position_of(ballot, 'After the restart')}")
+        assert "counted" in await answer_to(api, query)
+        battle = await bot.service.store.get(1)
+        assert battle is not None and battle.vote_deadline is not None
+    # down during voting until past its deadline: the results come at once on start-up
+    await asyncio.sleep(1.6)
+    async with running_bot(api, make_settings(api, db, entry_s=3.0, vote_s=1.5)):
+        results = await api.wait_for("sendMessage", sent_with("results"), timeout=5)
+        assert "“After the restart” by Carol: 1 vote, 1100 points 🏆" in results.params["text"]
+
+
+async def test_cancel_leaderboard_and_commands_left_to_the_core(api: FakeBotAPI, tmp_path: Path) -> None:
+    group = api.group_chat(-100999, "Cancellers")
+    alice, bob, carol = api.user(31, "Alice"), api.user(32, "Bob"), api.user(33, "Carol")
+    api.set_member_status(group["id"], carol["id"], "administrator")
+    async with running_bot(api, make_settings(api, tmp_path / "bot.db", entry_s=30)) as bot:
+        api.push_command(group, alice, "battle", SETUP)
+        await api.wait_for("sendMessage", sent_with("Joke battle #1"))
+        refused = api.push_command(group, bob, "cancel")
+        answer = await api.wait_for("sendMessage", lambda c: c.replies_to(refused))
+        assert "Only Alice or a chat admin" in answer.params["text"]
+        by_admin = api.push_command(group, carol, "cancel")  # a group admin, per getChatMember
+        answer = await api.wait_for("sendMessage", lambda c: c.replies_to(by_admin))
+        assert "cancelled" in answer.params["text"]
+        await api.wait_for("sendMessage", sent_with("was cancelled by Carol"))
+        battle = await bot.service.store.get(1)
+        assert battle is not None and battle.phase is Phase.CANCELLED
+
+        private = api.private_chat(bob)
+        board = api.push_command(private, bob, "leaderboard")
+        answer = await api.wait_for("sendMessage", lambda c: c.replies_to(board))
+        assert "per group" in answer.params["text"]
+        # /start without a battle link, /cancel with no entry pending and plain private text
+        # are not the battles' business: the core answers them as usual
+        for text in ("/start", "/cancel", "Why did the chicken cross the road?"):
+            sent = api.push_message(private, bob, text)
+            answer = await api.wait_for("sendMessage", lambda c, m=sent: c.replies_to(m))
+            assert "battle" not in answer.params["text"].lower()
+        # an expired deep link gets a clear answer
+        link = api.push_command(private, bob, "start", "battle_1")
+        answer = await api.wait_for("sendMessage", lambda c: c.replies_to(link))
+        assert "Too late" in answer.params["text"]

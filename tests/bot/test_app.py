@@ -1,0 +1,145 @@
+"""`punchline serve`: wiring, clean shutdown (signals, pending replies), front-end failures."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.app import FrontEnd, NoFrontEndError, configured_platforms, run_serve
+from bot.core import BotCore
+from bot.types import ChatKind, ChatRef, IncomingSetup, OutgoingReply, Platform, ReplyKind, UserRef
+from config import PunchlineError
+from config.settings import Settings
+from tests.fakes.generator import FakeGenerator
+
+CHAT = ChatRef(Platform.TELEGRAM, "1", ChatKind.PRIVATE)
+USER = UserRef(Platform.TELEGRAM, "1", "Ann")
+
+
+def settings(tmp_path: Path, **kw) -> Settings:
+    return Settings(storage={"path": tmp_path / "serve.db"}, telegram={"token": "123:abc"}, **kw)
+
+
+class FakeFrontEnd:
+    """Stands in for a chat front-end: answers setups through the core until stop."""
+
+    def __init__(self, setups: list[str] = (), fail: Exception | None = None):
+        self.setups = list(setups)
+        self.fail = fail
+        self.replies: list[OutgoingReply] = []
+        self.core: BotCore | None = None
+        self.battles = "unset"
+        self.started = asyncio.Event()
+        self.stopped = False
+
+    def factory(self, settings: Settings, core: BotCore, battles) -> list[FrontEnd]:
+        self.core, self.battles = core, battles
+        return [FrontEnd("fake", self.run)]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        handlers = [asyncio.create_task(self._answer(text)) for text in self.setups]
+        self.started.set()
+        if self.fail is not None:
+            raise self.fail
+        await stop.wait()
+        await asyncio.gather(*handlers)  # like PTB: finish the updates in progress
+        self.stopped = True
+
+    async def _answer(self, text: str) -> None:
+        assert self.core is not None
+        reply = await self.core.handle_setup(IncomingSetup(CHAT, USER, text, True))
+        if reply is not None:
+            self.replies.append(reply)
+
+
+def test_serve_without_tokens_names_the_variables(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("__TOKEN")}
+    result = subprocess.run(  # a clean process: no token in the environment or a .env
+        [sys.executable, "-m", "bot.cli", "serve", "--db", str(tmp_path / "x.db")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    err = result.stderr.strip()
+    assert "PUNCHLINE_TELEGRAM__TOKEN" in err and "PUNCHLINE_DISCORD__TOKEN" in err
+    assert "punchline chat" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x.db").exists()  # nothing opened
+
+
+def test_configured_platforms() -> None:
+    assert configured_platforms(Settings()) == []
+    assert configured_platforms(Settings(telegram={"token": "  "})) == []
+    assert configured_platforms(Settings(telegram={"token": "1:a"}, discord={"token": "x"})) == ["telegram", "discord"]
+
+
+async def test_serve_answers_then_stops_cleanly(tmp_path: Path) -> None:
+    gen = FakeGenerator(["Served."])
+    fe = FakeFrontEnd(["Why serve?"])
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_serve(settings(tmp_path), stop, generator=gen, front_ends=fe.factory))
+    await asyncio.wait_for(fe.started.wait(), 5)
+    while not fe.replies:
+        await asyncio.sleep(0.01)
+    assert gen.started and not gen.closed
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert fe.stopped and gen.closed
+    assert fe.replies[0].kind is ReplyKind.PUNCHLINE
+    # Battles come along when the battles package is installed, sharing core and storage.
+    if importlib.util.find_spec("bot.battles.service") is not None:
+        assert type(fe.battles).__name__ == "BattleService" and fe.battles.storage is fe.core.storage
+    with pytest.raises(ValueError):  # the database connection is closed
+        await fe.core.storage.db.execute("SELECT 1")
+    with sqlite3.connect(tmp_path / "serve.db") as raw:
+        assert raw.execute("SELECT text FROM replies").fetchall() == [("Served.",)]
+
+
+async def test_pending_replies_are_answered_busy_when_the_worker_closes(tmp_path: Path) -> None:
+    gen = FakeGenerator(["Too late."])
+    gen.block()  # the model never finishes by itself
+    fe = FakeFrontEnd(["Why wait?"])
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_serve(settings(tmp_path), stop, generator=gen, front_ends=fe.factory, grace_s=0.2)
+    )
+    while gen.waiting == 0:
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert [r.kind for r in fe.replies] == [ReplyKind.BUSY]
+    with sqlite3.connect(tmp_path / "serve.db") as raw:
+        assert raw.execute("SELECT status, detail FROM requests").fetchall() == [("busy", "WorkerClosed")]
+
+
+async def test_a_failing_front_end_stops_everything(tmp_path: Path) -> None:
+    gen = FakeGenerator()
+    fe = FakeFrontEnd(fail=RuntimeError("bad token"))
+    with pytest.raises(PunchlineError, match="fake front-end stopped: bad token"):
+        await asyncio.wait_for(run_serve(settings(tmp_path), generator=gen, front_ends=fe.factory), 5)
+    assert gen.closed
+
+
+async def test_sigterm_stops_serve(tmp_path: Path) -> None:
+    gen = FakeGenerator()
+    fe = FakeFrontEnd()
+    task = asyncio.create_task(run_serve(settings(tmp_path), generator=gen, front_ends=fe.factory))
+    await asyncio.wait_for(fe.started.wait(), 5)
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(task, 5)
+    assert fe.stopped and gen.closed
+    # The handlers are removed again: the loop no longer owns SIGTERM.
+    assert not asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+
+
+async def test_no_front_end_built_is_an_error(tmp_path: Path) -> None:
+    gen = FakeGenerator()
+    with pytest.raises(NoFrontEndError):
+        await run_serve(settings(tmp_path), generator=gen, front_ends=lambda s, c, b: [])
+    assert gen.closed

@@ -1,0 +1,105 @@
+"""A scripted `model.types.Generator` for bot tests: no model, fully controlled.
+
+    gen = FakeGenerator(["Because it was there."])   # answers in turn, the last one repeats
+    gen.fail_next(WorkerBusy("queue full"))           # the next call raises this
+    gen.block()                                        # calls wait until gen.unblock()
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from model.types import BASE_VERSION, Punchline, WorkerClosed, WorkerStats
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    setup: str
+    n: int
+    deadline: float | None
+    version: str | None
+
+
+class FakeGenerator:
+    """Implements `model.types.Generator`; records every call."""
+
+    def __init__(self, answers: Iterable[str] = ("Because it was there.",), version: str = BASE_VERSION):
+        self._answers = list(answers)
+        self._next = 0
+        self.version = version
+        self.calls: list[Call] = []
+        self._failures: deque[BaseException] = deque()
+        self._gate = asyncio.Event()
+        self._gate.set()
+        self.waiting = 0  # calls blocked at the gate right now
+        self.closed = False
+        self.started = False
+
+    # -- scripting --------------------------------------------------------------------------------
+
+    def fail_next(self, *errors: BaseException) -> None:
+        """The next calls raise these, in order."""
+        self._failures.extend(errors)
+
+    def answer_with(self, *answers: str) -> None:
+        """Replace the scripted answers."""
+        self._answers = list(answers)
+        self._next = 0
+
+    def block(self) -> None:
+        """Calls wait (after being recorded) until `unblock()`."""
+        self._gate.clear()
+
+    def unblock(self) -> None:
+        self._gate.set()
+
+    # -- Generator --------------------------------------------------------------------------------
+
+    async def punchlines(
+        self, setup: str, n: int = 1, deadline: float | None = None, version: str | None = None
+    ) -> list[Punchline]:
+        self.calls.append(Call(setup, n, deadline, version))
+        if self.closed:
+            raise WorkerClosed("the fake generator is closed")
+        self.waiting += 1
+        try:
+            await self._gate.wait()
+        finally:
+            self.waiting -= 1
+        if self.closed:  # like the real worker: close() answers every waiting request
+            raise WorkerClosed("the fake generator closed while this request waited")
+        if self._failures:
+            raise self._failures.popleft()
+        out = []
+        for _ in range(n):
+            if not self._answers:
+                break
+            text = self._answers[min(self._next, len(self._answers) - 1)]
+            self._next += 1
+            out.append(Punchline(text, version or self.version, score=-1.0))
+        return out
+
+    def stats(self) -> WorkerStats:
+        return WorkerStats(
+            version=self.version, backend="fake", queue_depth=self.waiting,
+            requests=len(self.calls), failed=0, busy_rejections=0, timeouts=0, batches=len(self.calls),
+            mean_batch_size=1.0, p50_latency_s=0.01, p95_latency_s=0.02, tokens_per_s=100.0,
+            versions=(self.version,),
+        )
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        return (self.version,)
+
+    # -- worker lifecycle (like model.worker.InferenceWorker) --------------------------------------
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def close(self) -> None:
+        """Answer every waiting call with WorkerClosed, refuse new ones."""
+        self.closed = True
+        self.unblock()
