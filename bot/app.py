@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import importlib.util
 import logging
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from bot.battles.service import BattleService, create_battle_service
 from bot.clock import Clock, SystemClock
 from bot.core import BotCore
 from bot.storage import Storage
@@ -27,13 +26,8 @@ from config.errors import PunchlineError
 from config.settings import Settings
 from model.types import Generator
 
-if TYPE_CHECKING:
-    from bot.battles.service import BattleService
-
 log = logging.getLogger(__name__)
 
-BATTLES_MODULE = "bot.battles.service"
-BATTLES_FACTORY = "create_battle_service"
 # Seconds the front-ends get to finish replies in progress before the worker is closed.
 SHUTDOWN_GRACE_S = 10.0
 READY_TIMEOUT_S = 60.0  # how long battles wait for the front-ends to connect before resuming
@@ -61,7 +55,7 @@ class FrontEnd:
     ready: Callable[[], bool] = lambda: True  # connected and able to post (battles resume then)
 
 
-FrontEndFactory = Callable[[Settings, BotCore, "BattleService | None"], list[FrontEnd]]
+FrontEndFactory = Callable[[Settings, BotCore, BattleService | None], list[FrontEnd]]
 
 
 def configured_platforms(settings: Settings) -> list[str]:
@@ -75,17 +69,9 @@ def configured_platforms(settings: Settings) -> list[str]:
 
 def build_battles(
     settings: Settings, storage: Storage, generator: Generator, clock: Clock, core: BotCore
-) -> BattleService | None:
-    """The battle service when the battles package provides one, else None (battles off)."""
-    if importlib.util.find_spec(BATTLES_MODULE) is None:
-        log.info("battles are not installed (%s missing)", BATTLES_MODULE)
-        return None
-    module = importlib.import_module(BATTLES_MODULE)
-    factory = getattr(module, BATTLES_FACTORY, None)
-    if factory is None:
-        log.warning("%s has no %s(); battles are off", BATTLES_MODULE, BATTLES_FACTORY)
-        return None
-    return factory(settings, storage, generator, clock, core=core)
+) -> BattleService:
+    """The joke-battle service, sharing the core's storage, generator and clock."""
+    return create_battle_service(settings, storage, generator, clock, core=core)
 
 
 def build_front_ends(

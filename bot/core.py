@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 
 from bot import ratings
+from bot.battles.stats import battle_stats_text
 from bot.clock import Clock
 from bot.limits import Admission, RateLimiter
 from bot.stats import render_stats
@@ -388,7 +389,9 @@ class BotCore:
         except Exception:
             log.warning("the generator gave no stats", exc_info=True)
         title = "Stats for this chat" if chat.kind is not ChatKind.PRIVATE else "Your stats"
-        return render_stats(title, tallies, counts, worker)
+        text = render_stats(title, tallies, counts, worker)
+        battles = await battle_stats_text(self.storage, chat)  # tally and Elo table; never raises
+        return f"{text}\n\n{battles}" if battles else text
 
     def help_text(self, platform: Platform, kind: ChatKind) -> str:
         """How to use the bot here: asking, rating, stats (front-ends may add platform tips)."""

@@ -1,17 +1,14 @@
 """`punchline ratings export`: rated replies as JSON lines or CSV, ready to become training data.
 
-One `ExportRow` per rated reply (kind "reply"). Other row kinds plug in as `RowSource`s: an
-async callable `(storage, since) -> list[ExportRow]`; `default_sources()` adds
-`bot.battles.export.export_rows` when the battles package provides it (battle results, kind
-"battle").
+One `ExportRow` per rated reply (kind "reply") and one per entry of a finished battle (kind
+"battle"). Row kinds plug in as `RowSource`s: an async callable `(storage, since) ->
+list[ExportRow]`.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib
-import importlib.util
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +20,6 @@ from bot.storage import Storage
 from config.errors import PunchlineError
 
 FORMATS = ("jsonl", "csv")
-BATTLES_EXPORT_MODULE = "bot.battles.export"
 
 
 class ExportError(PunchlineError):
@@ -47,6 +43,10 @@ class ExportRow:
     not_funny: int
     inappropriate: int
     raters: int
+    author_kind: str = "bot"  # who wrote the punchline: bot, person or classic (the corpus)
+    battle_id: int | None = None  # battle rows only
+    points: int | None = None
+    won: bool | None = None
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(ExportRow))
@@ -96,12 +96,11 @@ async def reply_rows(storage: Storage, since: datetime | None) -> list[ExportRow
 
 
 def default_sources() -> list[RowSource]:
-    """Reply rows, plus battle rows when `bot.battles.export` exists."""
-    sources: list[RowSource] = [reply_rows]
-    if importlib.util.find_spec(BATTLES_EXPORT_MODULE) is not None:
-        module = importlib.import_module(BATTLES_EXPORT_MODULE)
-        sources.append(module.export_rows)
-    return sources
+    """Rated replies, then battle results."""
+    # Imported here: bot.battles.export builds on this module's ExportRow.
+    from bot.battles.export import export_rows as battle_rows
+
+    return [reply_rows, battle_rows]
 
 
 async def collect_rows(

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from bot.battles.models import AuthorKind
 from bot.battles.store import BattleStore, ExportEntryRow
-from bot.export import FIELDS, ExportRow
+from bot.export import ExportRow
 from bot.storage import Storage
 
 HUMAN_VERSION = "human"
@@ -41,30 +41,27 @@ async def export_rows(storage: Storage, since: datetime | None = None) -> list[E
             version = CLASSIC_VERSION
         else:
             version = HUMAN_VERSION
-        values: dict[str, object] = dict(
-            kind="battle",
-            id=row.entry_id,
-            created_at=row.finished_at.isoformat(),
-            setup=row.setup,
-            punchline=row.text,
-            version=version,
-            platform=str(row.platform),
-            funniness=round(row.votes / total, 4) if total else None,
-            appropriateness=None,
-            funny=row.votes,
-            not_funny=total - row.votes,
-            inappropriate=0,
-            raters=total,
+        out.append(
+            ExportRow(
+                kind="battle",
+                id=row.entry_id,
+                created_at=row.finished_at.isoformat(),
+                setup=row.setup,
+                punchline=row.text,
+                version=version,
+                platform=str(row.platform),
+                funniness=round(row.votes / total, 4) if total else None,
+                appropriateness=None,
+                funny=row.votes,
+                not_funny=total - row.votes,
+                inappropriate=0,
+                raters=total,
+                author_kind=str(row.author_kind),
+                battle_id=row.battle_id,
+                points=row.points,
+                won=row.won,
+            )
         )
-        # Fields the export row may grow (the issue asks for them); filled when present.
-        extra: dict[str, object] = {
-            "author_kind": str(row.author_kind),
-            "won": row.won,
-            "battle_id": row.battle_id,
-            "points": row.points,
-        }
-        values.update({k: v for k, v in extra.items() if k in FIELDS})
-        out.append(ExportRow(**values))  # type: ignore[arg-type]
     return out
 
 

@@ -143,6 +143,8 @@ async def test_export_rows_and_stats_of_finished_rounds(tmp_path: Path, storage:
     assert set(exported) == {e for e in entries}
     person = exported["Seven is a registered six offender"]
     assert (person.version, person.funny, person.not_funny, person.raters) == ("human", 2, 1, 3)
+    assert (person.author_kind, person.won, person.points) == ("person", True, 767)
+    assert exported["v1 says: because reasons"].author_kind == "bot"
     assert person.funniness == pytest.approx(2 / 3, abs=1e-4) and person.setup == rows[0].setup
     assert exported["Because seven ate nine."].version == "classic"
     assert exported["v2 says: because reasons"].funniness == 0.0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import signal
 import sqlite3
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.battles.service import BattleService
 from bot.app import FrontEnd, NoFrontEndError, configured_platforms, run_serve
 from bot.core import BotCore
 from bot.types import ChatKind, ChatRef, IncomingSetup, OutgoingReply, Platform, ReplyKind, UserRef
@@ -92,9 +92,8 @@ async def test_serve_answers_then_stops_cleanly(tmp_path: Path) -> None:
     await asyncio.wait_for(task, 5)
     assert fe.stopped and gen.closed
     assert fe.replies[0].kind is ReplyKind.PUNCHLINE
-    # Battles come along when the battles package is installed, sharing core and storage.
-    if importlib.util.find_spec("bot.battles.service") is not None:
-        assert type(fe.battles).__name__ == "BattleService" and fe.battles.storage is fe.core.storage
+    # Battles come along, sharing the core's storage.
+    assert isinstance(fe.battles, BattleService) and fe.battles.storage is fe.core.storage
     with pytest.raises(ValueError):  # the database connection is closed
         await fe.core.storage.db.execute("SELECT 1")
     with sqlite3.connect(tmp_path / "serve.db") as raw:

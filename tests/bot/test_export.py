@@ -60,6 +60,7 @@ def test_jsonl_to_stdout(db: Path, capsys) -> None:
         "setup": "Why, oh why?", "punchline": 'He said "stop", then, ok', "version": "v1",
         "platform": "discord", "funniness": 1.0, "appropriateness": 0.5,
         "funny": 1, "not_funny": 0, "inappropriate": 1, "raters": 2,
+        "author_kind": "bot", "battle_id": None, "points": None, "won": None,
     }
     assert (second["version"], second["platform"], second["funny"], second["not_funny"], second["raters"]) == (
         "v2", "telegram", 2, 1, 3)
@@ -115,4 +116,4 @@ async def test_extra_row_sources_plug_in(db: Path) -> None:
     assert [r.kind for r in rows] == ["reply", "reply", "battle"]
     out = io.StringIO()
     write_rows(rows, "csv", out)
-    assert out.getvalue().splitlines()[-1].endswith(",0.5,,1,0,0,2")
+    assert out.getvalue().splitlines()[-1].endswith(",0.5,,1,0,0,2,bot,,,")
