@@ -26,6 +26,7 @@ import discord
 from discord import app_commands
 
 from bot.discord_refs import (
+    answer_ephemeral,
     chat_ref,
     chat_ref_for_interaction,
     chat_ref_for_message,
@@ -83,7 +84,7 @@ class _Tree(app_commands.CommandTree["PunchlineDiscord"]):
     ) -> None:
         command = interaction.command.name if interaction.command else "?"
         log.error("slash command /%s failed", command, exc_info=error)
-        await _answer_ephemeral(interaction, SORRY_TEXT)
+        await answer_ephemeral(interaction, SORRY_TEXT)
 
 
 class PunchlineDiscord(discord.Client):
@@ -171,10 +172,10 @@ class PunchlineDiscord(discord.Client):
         chat = chat_ref_for_interaction(interaction)
         user = user_ref(interaction.user)
         if not self._allowed(chat, user):
-            await _answer_ephemeral(interaction, NOT_ALLOWED_TEXT)
+            await answer_ephemeral(interaction, NOT_ALLOWED_TEXT)
             return
         if self._stopping:
-            await _answer_ephemeral(interaction, RESTARTING_TEXT)
+            await answer_ephemeral(interaction, RESTARTING_TEXT)
             return
         with self._tracked():
             await interaction.response.defer(thinking=True)
@@ -188,14 +189,14 @@ class PunchlineDiscord(discord.Client):
     async def slash_stats(self, interaction: discord.Interaction[Any]) -> None:
         chat = chat_ref_for_interaction(interaction)
         if not self._allowed(chat, user_ref(interaction.user)):
-            await _answer_ephemeral(interaction, NOT_ALLOWED_TEXT)
+            await answer_ephemeral(interaction, NOT_ALLOWED_TEXT)
             return
         await interaction.response.defer(thinking=True)
         await interaction.followup.send(fit(await self.core.stats_text(chat)))
 
     async def slash_help(self, interaction: discord.Interaction[Any]) -> None:
         chat = chat_ref_for_interaction(interaction)
-        await _answer_ephemeral(interaction, self.core.help_text(Platform.DISCORD, chat.kind))
+        await answer_ephemeral(interaction, self.core.help_text(Platform.DISCORD, chat.kind))
 
     # ----------------------------------------------------------------- messages
 
@@ -367,17 +368,6 @@ def _buttons(reply: OutgoingReply) -> dict[str, discord.ui.View]:
     if reply.rateable and reply.reply_id is not None:
         return {"view": rating_view(reply.reply_id)}
     return {}
-
-
-async def _answer_ephemeral(interaction: discord.Interaction[Any], text: str) -> None:
-    """Answer an interaction privately, whether or not it was answered or deferred already."""
-    try:
-        if interaction.response.is_done():
-            await interaction.followup.send(fit(text), ephemeral=True)
-        else:
-            await interaction.response.send_message(fit(text), ephemeral=True)
-    except discord.HTTPException:
-        log.warning("cannot answer an interaction", exc_info=True)
 
 
 @contextlib.asynccontextmanager

@@ -6,11 +6,15 @@ chats and users the same way. Snowflakes travel as strings (see `bot.types`).
 
 from __future__ import annotations
 
+import logging
 import re
+from typing import Any
 
 import discord
 
 from bot.types import ChatKind, ChatRef, MessageRef, Platform, UserRef
+
+log = logging.getLogger(__name__)
 
 # Discord's hard limit on a message's content.
 MAX_MESSAGE_CHARS = 2000
@@ -80,3 +84,14 @@ def fit(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     """Text that Discord accepts: never empty, never over the limit (cut with an ellipsis)."""
     text = text.strip() or "…"
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def answer_ephemeral(interaction: discord.Interaction[Any], text: str) -> None:
+    """Answer an interaction privately, whether or not it was answered or deferred already."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(fit(text), ephemeral=True)
+        else:
+            await interaction.response.send_message(fit(text), ephemeral=True)
+    except discord.HTTPException:
+        log.warning("cannot answer an interaction", exc_info=True)

@@ -165,7 +165,6 @@ def command_argument(message: Message, bot_id: int, bot_username: str) -> str:
 
 def command_target(message: Message) -> str | None:
     """The ``@bot`` a leading command names (``/stats@other_bot`` gives "other_bot"), or None."""
-    text = message.text or ""
     for entity in message.entities:
         if entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
             command = message.parse_entity(entity)

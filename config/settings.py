@@ -188,7 +188,6 @@ class Settings(BaseSettings):
     ratings: RatingSettings = Field(default_factory=RatingSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     battles: BattleSettings = Field(default_factory=BattleSettings)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
 class SettingsError(PunchlineError):

@@ -30,7 +30,7 @@ from bot.battles.models import (
     parse_payload,
 )
 from bot.battles.service import BattleService
-from bot.discord_refs import chat_ref_for_interaction, fit, user_ref
+from bot.discord_refs import answer_ephemeral, chat_ref_for_interaction, fit, user_ref
 from bot.types import ChatKind, ChatRef, Platform
 
 log = logging.getLogger(__name__)
@@ -123,11 +123,11 @@ class EntryModal(discord.ui.Modal):
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
         answer = await self.service.submit(self.battle_id, user_ref(interaction.user), self.text.value)
-        await _ephemeral(interaction, answer.text)
+        await answer_ephemeral(interaction, answer.text)
 
     async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:
         log.error("battle entry modal failed", exc_info=error)
-        await _ephemeral(interaction, MSG_FAILED)
+        await answer_ephemeral(interaction, MSG_FAILED)
 
 
 def battle_button_class(service: BattleService) -> type[discord.ui.DynamicItem[Any]]:
@@ -164,12 +164,12 @@ def battle_button_class(service: BattleService) -> type[discord.ui.DynamicItem[A
             except Exception:
                 log.exception("a battle button press failed")
                 answer = Answer(MSG_FAILED, ok=False)
-            await _ephemeral(interaction, answer.text)
+            await answer_ephemeral(interaction, answer.text)
 
         async def _open_entry(self, interaction: discord.Interaction[Any], battle_id: int) -> None:
             check = await service.entry_check(battle_id, user_ref(interaction.user))
             if not check.ok:
-                await _ephemeral(interaction, check.text)
+                await answer_ephemeral(interaction, check.text)
                 return
             battle = await service.store.get(battle_id)
             assert battle is not None
@@ -195,12 +195,12 @@ class DiscordBattleCommands:
     async def cancel(self, interaction: discord.Interaction[Any]) -> None:
         chat = chat_ref_for_interaction(interaction)
         answer = await self.service.cancel(chat, user_ref(interaction.user), _is_channel_admin(interaction))
-        await _ephemeral(interaction, answer.text)
+        await answer_ephemeral(interaction, answer.text)
 
     async def leaderboard(self, interaction: discord.Interaction[Any]) -> None:
         chat = chat_ref_for_interaction(interaction)
         if chat.kind is not ChatKind.GROUP:
-            await _ephemeral(interaction, MSG_GROUPS_ONLY)
+            await answer_ephemeral(interaction, MSG_GROUPS_ONLY)
             return
         await interaction.response.defer(thinking=True)
         await interaction.followup.send(fit(await self.service.leaderboard_text(chat)))
@@ -232,13 +232,3 @@ def _is_channel_admin(interaction: discord.Interaction[Any]) -> bool:
     """People who may manage messages here count as chat admins for /cancel."""
     permissions = interaction.permissions
     return bool(permissions.administrator or permissions.manage_messages or permissions.manage_guild)
-
-
-async def _ephemeral(interaction: discord.Interaction[Any], text: str) -> None:
-    try:
-        if interaction.response.is_done():
-            await interaction.followup.send(fit(text), ephemeral=True)
-        else:
-            await interaction.response.send_message(fit(text), ephemeral=True)
-    except discord.HTTPException:
-        log.warning("could not answer a battle interaction", exc_info=True)
