@@ -1,0 +1,1 @@
+"""Tests of model/: the worker queue, both backends, loading errors and `punchline generate`."""

@@ -25,7 +25,9 @@ class FakeBackend:
 
     prompt_template = DEFAULT_TEMPLATE
 
-    def __init__(self, version: str = "v1", *, open_gate: bool = True, fail_marker: str = "explode"):
+    def __init__(
+        self, version: str = "v1", *, open_gate: bool = True, fail_marker: str = "explode"
+    ):
         self.version = version
         self.name = f"fake-{version}"
         self.gate = threading.Event()
@@ -33,11 +35,15 @@ class FakeBackend:
             self.gate.set()
         self.entered = threading.Semaphore(0)
         self.calls: list[list[str]] = []
+        self.candidates: list[int] = []  # n of each call
         self.fail_marker = fail_marker
         self.closed = threading.Event()
 
-    def generate(self, prompts: list[str], n: int, params: GenerationParams) -> list[list[Candidate]]:
+    def generate(
+        self, prompts: list[str], n: int, params: GenerationParams
+    ) -> list[list[Candidate]]:
         self.calls.append(list(prompts))
+        self.candidates.append(n)
         self.entered.release()
         if not self.gate.wait(timeout=20):
             raise TimeoutError("test never opened the gate")
@@ -47,7 +53,10 @@ class FakeBackend:
         for prompt in prompts:
             digest = "x" + hashlib.sha256(prompt.encode()).hexdigest()[:8]
             out.append(
-                [Candidate(f"punch {k} {self.version} {digest}", -0.1 * (k + 1), 4) for k in range(n)]
+                [
+                    Candidate(f"punch {k} {self.version} {digest}", -0.1 * (k + 1), 4)
+                    for k in range(n)
+                ]
             )
         return out
 
@@ -65,7 +74,9 @@ class FakeLoader:
     def __call__(self, adapter_dir: Path | None) -> FakeBackend:
         self.loaded.append(adapter_dir)
         key = adapter_dir.name if adapter_dir is not None else None
-        result = self.backends.get(key, AdapterError(f"adapter directory {adapter_dir} does not exist"))
+        result = self.backends.get(
+            key, AdapterError(f"adapter directory {adapter_dir} does not exist")
+        )
         if isinstance(result, Exception):
             raise result
         return result

@@ -21,10 +21,16 @@ pytestmark = pytest.mark.shared_data
 torch = pytest.importorskip("torch")
 
 GREEDY = GenerationParams(
-    max_new_tokens=8, do_sample=False, repetition_penalty=1.0, no_repeat_ngram_size=0, num_candidates=1
+    max_new_tokens=8,
+    do_sample=False,
+    repetition_penalty=1.0,
+    no_repeat_ngram_size=0,
+    num_candidates=1,
 )
-PROMPTS = ["Answer this joke with a funny punchline: Why did the chicken cross the road?",
-           "Answer this joke with a funny punchline: What do you call a fish with no eyes?"]
+PROMPTS = [
+    "Answer this joke with a funny punchline: Why did the chicken cross the road?",
+    "Answer this joke with a funny punchline: What do you call a fish with no eyes?",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -75,10 +81,14 @@ def test_scores_agree_when_replies_end_early(tiny_base_model: Path, tmp_path: Pa
     base = tmp_path / "tiny-t5-eos"
     model.save_pretrained(base)
     AutoTokenizer.from_pretrained(tiny_base_model).save_pretrained(base)
-    settings = ModelSettings(base=str(base), device="cpu", dtype="float32", cache_dir=tmp_path / "cache")
+    settings = ModelSettings(
+        base=str(base), device="cpu", dtype="float32", cache_dir=tmp_path / "cache"
+    )
     hf = backend(settings, None, backend="transformers")
     ct2 = backend(settings, None, backend="ctranslate2")
-    prompts = [f"Answer this joke with a funny punchline: setup number {i} about cats?" for i in range(8)]
+    prompts = [
+        f"Answer this joke with a funny punchline: setup number {i} about cats?" for i in range(8)
+    ]
     params = GREEDY.with_(max_new_tokens=12)
     hf_out, ct2_out = hf.generate(prompts, 1, params), ct2.generate(prompts, 1, params)
     lengths = [c[0].tokens for c in hf_out]
@@ -119,7 +129,9 @@ def test_other_dtypes_generate_and_sample(
 ) -> None:
     b = backend(tiny_model_settings, tiny_adapter, backend=backend_name, dtype=dtype)
     assert b.name == name
-    sampled = b.generate(PROMPTS, 3, GREEDY.with_(do_sample=True, temperature=1.0, top_k=0, top_p=1.0))
+    sampled = b.generate(
+        PROMPTS, 3, GREEDY.with_(do_sample=True, temperature=1.0, top_k=0, top_p=1.0)
+    )
     assert [len(c) for c in sampled] == [3, 3]
     for cands in sampled:
         for c in cands:
@@ -129,6 +141,17 @@ def test_other_dtypes_generate_and_sample(
 def test_auto_backend_on_cpu_is_ctranslate2() -> None:
     assert choose_backend(ModelSettings(backend="auto", device="cpu")) == "ctranslate2"
     assert choose_backend(ModelSettings(backend="transformers")) == "transformers"
+
+
+def test_auto_falls_back_to_transformers_when_ctranslate2_fails(
+    tiny_model_settings: ModelSettings, tiny_adapter: Path, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "cache-is-a-file"
+    blocked.write_text("not a directory")
+    with pytest.raises(ModelLoadError, match="cannot create the model cache"):
+        backend(tiny_model_settings, tiny_adapter, backend="ctranslate2", cache_dir=blocked)
+    fallback = backend(tiny_model_settings, tiny_adapter, backend="auto", cache_dir=blocked)
+    assert fallback.name == "transformers-float32" and fallback.version == "v-test-a"
 
 
 def test_unknown_backend_is_a_model_load_error() -> None:
@@ -188,7 +211,9 @@ def test_adapter_without_weights(tiny_base_model: Path, tmp_path: Path) -> None:
         resolve_source(str(tiny_base_model), tmp_path)
 
 
-def test_corrupt_adapter_weights(tiny_model_settings: ModelSettings, tiny_adapter: Path, tmp_path: Path) -> None:
+def test_corrupt_adapter_weights(
+    tiny_model_settings: ModelSettings, tiny_adapter: Path, tmp_path: Path
+) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
     for f in tiny_adapter.iterdir():

@@ -17,14 +17,34 @@ pytestmark = pytest.mark.shared_data
 
 @pytest.fixture
 def tiny_args(tiny_base_model: Path) -> list[str]:
-    return ["--base-model", str(tiny_base_model), "--greedy", "--max-new-tokens", "6", "--dtype", "float32"]
+    return [
+        "--base-model",
+        str(tiny_base_model),
+        "--greedy",
+        "--max-new-tokens",
+        "6",
+        "--dtype",
+        "float32",
+    ]
 
 
 def test_generate_prints_punchlines_from_the_adapter(
     tiny_args: list[str], tiny_adapter: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["generate", "Why do Yoda's jokes always suck?", "-n", "2", "--adapter",
-                 str(tiny_adapter), "--backend", "transformers", "--json", *tiny_args])
+    code = main(
+        [
+            "generate",
+            "Why do Yoda's jokes always suck?",
+            "-n",
+            "2",
+            "--adapter",
+            str(tiny_adapter),
+            "--backend",
+            "transformers",
+            "--json",
+            *tiny_args,
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["backend"] == "transformers-float32"
@@ -34,12 +54,24 @@ def test_generate_prints_punchlines_from_the_adapter(
 
 
 def test_generate_with_ctranslate2_prints_lines(
-    tiny_args: list[str], tiny_adapter: Path, ct2_cache: Path, capsys: pytest.CaptureFixture[str],
+    tiny_args: list[str],
+    tiny_adapter: Path,
+    ct2_cache: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("PUNCHLINE_MODEL__CACHE_DIR", str(ct2_cache))
-    code = main(["generate", "Why do Yoda's jokes always suck?", "--adapter", str(tiny_adapter),
-                 "--backend", "ctranslate2", *tiny_args])
+    code = main(
+        [
+            "generate",
+            "Why do Yoda's jokes always suck?",
+            "--adapter",
+            str(tiny_adapter),
+            "--backend",
+            "ctranslate2",
+            *tiny_args,
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0
     lines = captured.out.strip().splitlines()
@@ -68,9 +100,24 @@ def test_generate_bad_input_is_one_line(
 def test_unknown_hub_id_offline_is_a_clear_error(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PUNCHLINE_MODEL__CACHE_DIR": str(tmp_path)}
     proc = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "generate", "Why?", "--base-model",
-         "nobody-here/no-such-model", "--backend", "transformers", "--device", "cpu"],
-        capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "generate",
+            "Why?",
+            "--base-model",
+            "nobody-here/no-such-model",
+            "--backend",
+            "transformers",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]

@@ -76,7 +76,9 @@ async def test_lone_request_goes_alone_at_once(worker: InferenceWorker, fake: Fa
     assert fake.calls == [[build_prompt("Why did the chicken cross?")]]
 
 
-async def test_requests_batch_while_the_model_is_busy(worker: InferenceWorker, fake: FakeBackend) -> None:
+async def test_requests_batch_while_the_model_is_busy(
+    worker: InferenceWorker, fake: FakeBackend
+) -> None:
     first = ask(worker, "setup number one?")
     await entered(fake)
     rest = [ask(worker, f"another setup {i}?") for i in range(3)]
@@ -84,7 +86,9 @@ async def test_requests_batch_while_the_model_is_busy(worker: InferenceWorker, f
     fake.gate.set()
     answers = await asyncio.gather(first, *rest)
     assert [len(call) for call in fake.calls] == [1, 3]
-    for setup, answer in zip(["setup number one?"] + [f"another setup {i}?" for i in range(3)], answers):
+    for setup, answer in zip(
+        ["setup number one?"] + [f"another setup {i}?" for i in range(3)], answers
+    ):
         assert answer[0].text.endswith(tag(setup))
     stats = worker.stats()
     assert stats.batches == 2 and stats.requests == 4 and stats.mean_batch_size == 2.0
@@ -208,7 +212,9 @@ async def test_reload_mid_stream_finishes_in_flight_on_old_version() -> None:
         await w.close()
 
 
-async def test_failed_reload_keeps_the_old_version_serving(worker: InferenceWorker, fake: FakeBackend) -> None:
+async def test_failed_reload_keeps_the_old_version_serving(
+    worker: InferenceWorker, fake: FakeBackend
+) -> None:
     fake.gate.set()
     with pytest.raises(AdapterError, match="does not exist"):
         await worker.reload(Path("no-such-adapter"))
@@ -239,7 +245,9 @@ async def test_extra_adapters_load_at_start() -> None:
     finally:
         await w.close()
     bad = InferenceWorker(
-        FakeLoader({None: FakeBackend("v1")}), PARAMS, WorkerSettings(stats_log_s=0),
+        FakeLoader({None: FakeBackend("v1")}),
+        PARAMS,
+        WorkerSettings(stats_log_s=0),
         extra_adapters=[Path("missing")],
     )
     with pytest.raises(AdapterError, match="does not exist"):
@@ -263,7 +271,9 @@ async def test_extra_version_serves_on_request() -> None:
         await w.close()
 
 
-async def test_shutdown_answers_every_queued_request(worker: InferenceWorker, fake: FakeBackend) -> None:
+async def test_shutdown_answers_every_queued_request(
+    worker: InferenceWorker, fake: FakeBackend
+) -> None:
     in_flight = ask(worker, "in flight?")
     await entered(fake)
     queued = [ask(worker, f"queued {i}?") for i in range(4)]
@@ -301,7 +311,9 @@ async def test_bad_requests_get_invalid_setup(
     assert fake.calls == []
 
 
-async def test_odd_unicode_is_normalised_before_the_model(worker: InferenceWorker, fake: FakeBackend) -> None:
+async def test_odd_unicode_is_normalised_before_the_model(
+    worker: InferenceWorker, fake: FakeBackend
+) -> None:
     fake.gate.set()
     await worker.punchlines("Why\u00a0did the cafe\u0301\u200b go\x00 broke?\n")
     assert fake.calls == [[build_prompt("Why did the caf\u00e9 go broke?")]]
@@ -316,7 +328,9 @@ async def test_not_started_and_failed_start() -> None:
     await w.close()
 
 
-async def test_cancelled_caller_does_not_disturb_the_worker(worker: InferenceWorker, fake: FakeBackend) -> None:
+async def test_cancelled_caller_does_not_disturb_the_worker(
+    worker: InferenceWorker, fake: FakeBackend
+) -> None:
     task = ask(worker, "never mind?")
     await entered(fake)
     task.cancel()
@@ -366,3 +380,42 @@ async def test_close_while_starting_frees_the_model() -> None:
     with pytest.raises(WorkerClosed):
         await starting
     assert slow.closed.is_set() and w.versions == ()
+
+
+async def test_counters_are_logged_periodically(caplog: pytest.LogCaptureFixture) -> None:
+    w = make_worker(FakeLoader({None: FakeBackend("v1")}), stats_log_s=0.05)
+    with caplog.at_level("INFO", logger="model.worker"):
+        await w.start()
+        try:
+            await w.punchlines("count me?")
+            await asyncio.sleep(0.2)
+        finally:
+            await w.close()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("worker fake-v1")]
+    assert lines and "requests=1" in lines[-1] and "queue=0" in lines[-1]
+
+
+async def test_reranking_candidates_shrink_under_load() -> None:
+    fake = FakeBackend("v1", open_gate=False)
+    w = InferenceWorker(
+        FakeLoader({None: fake}),
+        GenerationParams(num_candidates=4),
+        WorkerSettings(max_batch_size=8, stats_log_s=0),
+    )
+    await w.start()
+    try:
+        alone = ask(w, "all alone?")
+        await entered(fake)
+        pair = [ask(w, "first of two?"), ask(w, "second of two?")]
+        await settle()
+        fake.gate.set()
+        await asyncio.gather(alone, *pair)
+        crowd = [ask(w, f"one of many {i}?") for i in range(7)] + [ask(w, "greedy?", n=3)]
+        await asyncio.gather(*crowd)
+        # Alone: 4 candidates; two setups: still 4 each (8 sequences); eight setups: only
+        # what the requests asked for (3, the most any asked), not 4 each.
+        assert fake.candidates == [4, 4, 3]
+        assert len(await crowd[-1]) == 3
+    finally:
+        fake.gate.set()
+        await w.close()
