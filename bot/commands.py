@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -20,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "chat",
         help="chat with the bot in this terminal (no tokens needed)",
         description="A local chat with the same core, storage and model as the chat bots. "
-        "Type a setup, get a punchline, rate it with f/m/i. /help, /stats, /quit.",
+        "Type a setup, get a punchline, rate it with f/m/i. /help, /stats, /reload [adapter_dir], /quit.",
     )
     chat.add_argument("--base-model", metavar="ID_OR_DIR", help="base model (PUNCHLINE_MODEL__BASE)")
     chat.add_argument("--adapter", type=Path, metavar="DIR", help="adapter directory (PUNCHLINE_MODEL__ADAPTER)")
@@ -73,6 +75,12 @@ def _chat(args: argparse.Namespace) -> int:
     if not args.verbose:
         # An interactive chat: INFO logs (migrations, model loading) would interleave with it.
         logging.getLogger().setLevel(logging.WARNING)
+        # So would the "Loading weights" bars transformers draws on stderr. huggingface_hub
+        # reads this once, at import, and nothing has imported it yet (the model loads lazily,
+        # in run_chat). bot/ never imports transformers itself; an explicit setting wins.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        # Deprecation notices transformers prints while converting a model are for developers.
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
     return asyncio.run(run_chat(settings, sys.stdin, sys.stdout))
 
 

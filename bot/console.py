@@ -40,7 +40,7 @@ RATING_KEYS: dict[str, Rating] = {
     "i": Rating.INAPPROPRIATE,
     "inappropriate": Rating.INAPPROPRIATE,
 }
-CONSOLE_HELP = "Commands: /help, /stats, /quit (or Ctrl-D)."
+CONSOLE_HELP = "Commands: /help, /stats, /reload [adapter_dir], /quit (or Ctrl-D)."
 
 
 def local_user_name() -> str:
@@ -58,6 +58,8 @@ class ConsoleChat:
         self.core = core
         self.stdin = stdin
         self.stdout = stdout
+        # A console user is the bot's owner: `BotCore.is_admin` grants Platform.CONSOLE admin
+        # rights (e.g. /reload), since whoever runs `punchline chat` owns the model anyway.
         self.user = UserRef(Platform.CONSOLE, user_name, user_name)
         self.pending: str | None = None  # a line typed at the rating prompt that was not a rating
 
@@ -94,7 +96,12 @@ class ConsoleChat:
             self._say("Bye!")
             return False
         if command in ("/help", "/start"):
-            self._say(self.core.help_text(Platform.CONSOLE, ChatKind.PRIVATE) + "\n" + CONSOLE_HELP)
+            admin = self.core.is_admin(self.user)
+            self._say(self.core.help_text(Platform.CONSOLE, ChatKind.PRIVATE, admin=admin) + "\n" + CONSOLE_HELP)
+            return True
+        name, _, argument = line.strip().partition(" ")
+        if name.lower() == "/reload":
+            await self._reload(argument.strip())  # the path keeps its case
             return True
         if command == "/stats":
             self._say(await self.core.stats_text(CONSOLE_CHAT))
@@ -110,6 +117,11 @@ class ConsoleChat:
         if reply is not None:
             await self._show(reply)
         return True
+
+    async def _reload(self, adapter_dir: str) -> None:
+        """`/reload [adapter_dir]`: load a new adapter into the running model."""
+        self._say(f"Loading {adapter_dir or 'the configured adapter'}…")
+        self._say(await self.core.reload_adapter(self.user, adapter_dir or None))
 
     async def _show(self, reply: OutgoingReply) -> None:
         self._say(f"bot> {reply.text}")

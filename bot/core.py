@@ -12,6 +12,7 @@ import asyncio
 import logging
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 from bot import ratings
 from bot.battles.stats import battle_stats_text
@@ -30,12 +31,14 @@ from bot.types import (
     ReplyKind,
     UserRef,
 )
+from config.errors import PunchlineError
 from config.settings import Settings
 from model.types import (
     DeadlineExceeded,
     Generator,
     GenerationError,
     InvalidSetup,
+    Reloadable,
     WorkerBusy,
     WorkerClosed,
 )
@@ -66,6 +69,22 @@ RATING_LABELS: dict[Rating, str] = {
 MSG_STALE = "That joke can't be rated any more."
 MSG_CLEARED = "Rating cleared."
 MSG_RATE_FAILED = "Couldn't save that rating — please try again."
+
+# /reload: an admin swaps the adapter while the bot runs.
+MSG_RELOAD_REFUSED = "Sorry — only the bot's admins can reload the model."
+MSG_RELOAD_NO_ADAPTER = (
+    "No adapter directory to load: give one (/reload <adapter_dir>) or configure one with "
+    "PUNCHLINE_MODEL__ADAPTER."
+)
+MSG_RELOAD_UNSUPPORTED = (
+    "This bot's model can't load a new adapter while it runs; restart it with "
+    "PUNCHLINE_MODEL__ADAPTER set to the new adapter directory."
+)
+MSG_RELOAD_FAILED = "Could not load {path}: {reason}; still serving {old}."
+MSG_RELOADED = "Now serving {new} (was {old})."
+MSG_RELOADED_SAME = "Reloaded {new} from {path} (same version as before)."
+MSG_RELOAD_UNEXPECTED = "an unexpected error (details are in the bot's log)"
+HELP_ADMIN = "Admins: /reload [adapter_dir] loads a new adapter without a restart."
 
 
 def parse_rating_payload(data: str | None) -> tuple[int, Rating] | None:
@@ -103,6 +122,11 @@ def clean_setup(text: str) -> str:
 def has_words(text: str) -> bool:
     """True when the text has a letter or digit in any script (emoji-only has none)."""
     return any(unicodedata.category(ch)[0] in ("L", "N") for ch in text)
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0].strip() if lines else ""
 
 
 def _id_in(value: str, allowed: Sequence[int]) -> bool:
@@ -363,6 +387,58 @@ class BotCore:
             return MSG_RATE_FAILED
         return MSG_CLEARED if rating is None else f"Noted: {RATING_LABELS[rating]}"
 
+    # -- admin: hot-swapping the adapter ------------------------------------------------------
+
+    async def reload_adapter(self, user: UserRef, adapter_dir: str | None) -> str:
+        """An admin's ``/reload [adapter_dir]``: serve another adapter without a restart.
+
+        Without a directory the configured adapter (``PUNCHLINE_MODEL__ADAPTER``) is loaded
+        again, which is where ``punchline train --output DIR --force`` leaves a refreshed one.
+        The generator loads it beside the serving model and swaps between batches; on failure
+        the old version keeps serving. Returns the text to show. Never raises.
+        """
+        who = f"{user.platform.value}:{user.user_id}" + (f" ({user.name})" if user.name else "")
+        if not self.is_admin(user):
+            log.info("refused /reload from %s: not an admin", who)
+            return MSG_RELOAD_REFUSED
+        generator = self.generator
+        if not isinstance(generator, Reloadable):
+            log.warning("%s asked for /reload, but the generator cannot reload", who)
+            return MSG_RELOAD_UNSUPPORTED
+        given = (adapter_dir or "").strip()
+        path = Path(given).expanduser() if given else self.settings.model.adapter
+        if path is None:
+            return MSG_RELOAD_NO_ADAPTER
+        old = self._serving_version()
+        log.info("%s reloads the adapter from %s (serving %s)", who, path, old)
+        try:
+            new = await generator.reload(path)
+        except PunchlineError as exc:
+            # AdapterError (missing, corrupt, other base model), WorkerClosed, ...: the worker
+            # kept its old version, so the admin learns why and what is still live.
+            reason = _first_line(str(exc)) or type(exc).__name__
+            still = self._serving_version()
+            log.info("reload of %s by %s failed: %s; still serving %s", path, who, reason, still)
+            return MSG_RELOAD_FAILED.format(path=path, reason=reason, old=still)
+        except Exception:
+            log.exception("reload of %s by %s failed", path, who)
+            return MSG_RELOAD_FAILED.format(
+                path=path, reason=MSG_RELOAD_UNEXPECTED, old=self._serving_version()
+            )
+        log.info("%s reloaded the adapter: now serving %s from %s (was %s)", who, new, path, old)
+        if new == old:
+            return MSG_RELOADED_SAME.format(new=new, path=path)
+        return MSG_RELOADED.format(new=new, old=old)
+
+    def _serving_version(self) -> str:
+        """The version serving now (the generator's first), "unknown" if it cannot say."""
+        try:
+            versions = self.generator.versions
+        except Exception:
+            log.warning("the generator gave no versions", exc_info=True)
+            return "unknown"
+        return versions[0] if versions else "unknown"
+
     # -- chat flags -----------------------------------------------------------------------------
 
     async def first_time(self, chat: ChatRef, flag: str) -> bool:
@@ -393,8 +469,11 @@ class BotCore:
         battles = await battle_stats_text(self.storage, chat)  # tally and Elo table; never raises
         return f"{text}\n\n{battles}" if battles else text
 
-    def help_text(self, platform: Platform, kind: ChatKind) -> str:
-        """How to use the bot here: asking, rating, stats (front-ends may add platform tips)."""
+    def help_text(self, platform: Platform, kind: ChatKind, *, admin: bool = False) -> str:
+        """How to use the bot here: asking, rating, stats (front-ends may add platform tips).
+
+        `admin` adds the admin-only commands (front-ends pass `is_admin(user)`).
+        """
         funny = self.emoji_map.example("funny")
         not_funny = self.emoji_map.example("not_funny")
         bad = self.emoji_map.example("inappropriate")
@@ -420,4 +499,6 @@ class BotCore:
         ]
         if platform is Platform.TELEGRAM and kind is ChatKind.GROUP:
             lines.append("To let me see reactions in a group, make me an admin (no rights needed).")
+        if admin:
+            lines.append(HELP_ADMIN)
         return "\n".join(lines)

@@ -167,6 +167,13 @@ class PunchlineDiscord(discord.Client):
         async def help_(interaction: discord.Interaction[PunchlineDiscord]) -> None:
             await self.slash_help(interaction)
 
+        @self.tree.command(name="reload", description="Admins: load a new adapter without a restart")
+        @app_commands.describe(adapter_dir="Adapter directory on the bot's machine (default: the configured one)")
+        async def reload(
+            interaction: discord.Interaction[PunchlineDiscord], adapter_dir: str | None = None
+        ) -> None:
+            await self.slash_reload(interaction, adapter_dir)
+
     async def slash_joke(self, interaction: discord.Interaction[Any], setup: str) -> None:
         """`/joke setup:<text>`: defer (Discord shows "thinking"), generate, answer."""
         chat = chat_ref_for_interaction(interaction)
@@ -196,7 +203,21 @@ class PunchlineDiscord(discord.Client):
 
     async def slash_help(self, interaction: discord.Interaction[Any]) -> None:
         chat = chat_ref_for_interaction(interaction)
-        await answer_ephemeral(interaction, self.core.help_text(Platform.DISCORD, chat.kind))
+        admin = self.core.is_admin(user_ref(interaction.user))
+        await answer_ephemeral(interaction, self.core.help_text(Platform.DISCORD, chat.kind, admin=admin))
+
+    async def slash_reload(self, interaction: discord.Interaction[Any], adapter_dir: str | None) -> None:
+        """`/reload adapter_dir:<optional>`: an admin swaps the adapter; answered privately.
+
+        The core refuses anyone but the configured admins (PUNCHLINE_DISCORD__ADMIN_IDS).
+        """
+        user = user_ref(interaction.user)
+        if not self.core.is_admin(user):
+            await answer_ephemeral(interaction, await self.core.reload_adapter(user, adapter_dir))
+            return
+        # Loading takes longer than the 3 s Discord gives an interaction: defer, then follow up.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await answer_ephemeral(interaction, await self.core.reload_adapter(user, adapter_dir))
 
     # ----------------------------------------------------------------- messages
 

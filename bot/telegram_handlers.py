@@ -89,6 +89,8 @@ class TelegramHandlers:
         add(CommandHandler(("start", "help"), self.on_help, filters=_NEW_MESSAGE), g)
         add(CommandHandler("stats", self.on_stats, filters=_NEW_MESSAGE), g)
         add(CommandHandler("joke", self.on_joke, filters=_NEW_MESSAGE), g)
+        # Admin-only, so not in the command menu everyone sees; the core checks who asks.
+        add(CommandHandler("reload", self.on_reload, filters=_NEW_MESSAGE), g)
         add(MessageHandler(filters.COMMAND & _NEW_MESSAGE, self.on_unknown_command), g)
         text = filters.TEXT & ~filters.COMMAND & _NEW_MESSAGE
         add(MessageHandler(text & filters.ChatType.PRIVATE, self.on_private_text), g)
@@ -165,8 +167,11 @@ class TelegramHandlers:
     async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         assert message is not None
-        if self._allowed_sender(message):
-            text = self.core.help_text(Platform.TELEGRAM, chat_kind(message.chat))
+        user = sender(message)
+        if user is not None and self.core.is_allowed(chat_ref(message.chat), user):
+            text = self.core.help_text(
+                Platform.TELEGRAM, chat_kind(message.chat), admin=self.core.is_admin(user)
+            )
             await self._send(context, message, text)
 
     async def on_stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -174,6 +179,20 @@ class TelegramHandlers:
         assert message is not None
         if self._allowed_sender(message):
             await self._send(context, message, await self.core.stats_text(chat_ref(message.chat)))
+
+    async def on_reload(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """``/reload [adapter_dir]``: an admin swaps the adapter; others get a polite no."""
+        message = update.effective_message
+        assert message is not None
+        user = sender(message)
+        if user is None or not self.core.is_allowed(chat_ref(message.chat), user):
+            return
+        adapter_dir = command_argument(message, context.bot.id, context.bot.username)
+        # Loading an adapter takes a while (seconds to a minute): show "typing…" meanwhile.
+        busy = self._typing(context, message) if self.core.is_admin(user) else contextlib.nullcontext()
+        async with busy:
+            text = await self.core.reload_adapter(user, adapter_dir or None)
+        await self._send(context, message, text)
 
     async def on_unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Private chats get a help line; groups only for ``/cmd@thisbot`` (others may be meant

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from config.errors import PunchlineError
@@ -96,4 +97,17 @@ class Generator(Protocol):
     @property
     def versions(self) -> tuple[str, ...]:
         """Loaded versions, the current one first."""
+        ...
+
+
+@runtime_checkable
+class Reloadable(Protocol):
+    """A generator whose adapter can be replaced while it runs (the in-process worker)."""
+
+    async def reload(self, adapter_dir: Path) -> str:
+        """Load `adapter_dir` and make it current; return its version id.
+
+        On failure the old version keeps serving and an `AdapterError` (or another
+        `PunchlineError`) says why.
+        """
         ...

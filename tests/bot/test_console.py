@@ -85,11 +85,14 @@ def test_punchline_chat_end_to_end_with_a_tiny_model(tiny_base_model: Path, tmp_
                PUNCHLINE_MODEL__CACHE_DIR=str(tmp_path / "cache"))
     result = subprocess.run(
         [sys.executable, "-m", "bot.cli", "chat", "--base-model", str(tiny_base_model), "--db", str(db)],
-        input="Why did the chicken cross the road?\nf\n/stats\n/quit\n",
+        input=f"Why did the chicken cross the road?\nf\n/stats\n/reload {tmp_path / 'no-adapter'}\n/quit\n",
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+    assert "Loading weights" not in result.stderr  # no progress bars in the chat unless -v
+    assert f"Could not load {tmp_path / 'no-adapter'}: " in result.stdout
+    assert "still serving base." in result.stdout
     (reply_text, version), = rows(db, "SELECT text, version FROM replies")
     assert f"bot> {reply_text}" in result.stdout
     assert version == "base"  # no adapter: the base model's version id

@@ -324,12 +324,39 @@ async def test_slash_help_and_stats(bot: Bot, world: DiscordWorld) -> None:
     assert PUNCHLINE in stats.response.content
 
 
+async def test_slash_reload_is_private_and_for_admins_only(bot: Bot, world: DiscordWorld) -> None:
+    alice, bob = world.member("alice"), world.member("bob")
+    # Settings are read on every event; this test's own settings object gains the admin.
+    bot.settings.discord.admin_ids.append(alice.id)
+
+    helped = await alice.slash(world.channel, "help")
+    assert helped.response is not None and core_module.HELP_ADMIN in helped.response.content
+    result = await alice.slash(world.channel, "reload", adapter_dir="adapters/v2")
+    assert result.ephemeral and result.response is not None
+    assert result.response.content == "Now serving v2 (was base)."
+    # Deferred first (loading takes a while), privately (flag 64: ephemeral).
+    deferred = world.requests("POST", "/interactions/*/callback")[-1].json
+    assert deferred["type"] == 5 and deferred["data"]["flags"] == 64
+
+    refused = await bob.slash(world.channel, "reload", adapter_dir="adapters/v3")
+    assert refused.ephemeral and refused.response is not None
+    assert refused.response.content == core_module.MSG_RELOAD_REFUSED
+    again = await alice.slash(world.channel, "reload")  # no directory, none configured
+    assert again.response is not None and again.response.content == core_module.MSG_RELOAD_NO_ADAPTER
+    assert bot.generator.reloads == [Path("adapters/v2")]
+    assert world.bot_messages() == []  # nothing of it shows in the channel
+
+    await alice.send(world.channel, f"{world.bot_mention} {SETUP}")
+    record = await bot.storage.get_reply(await reply_for(bot, world.last_bot_message()))
+    assert record is not None and record.version == "v2"
+
+
 async def test_slash_commands_sync_to_the_configured_guilds(make_bot: Callable[..., Bot]) -> None:
     bot = make_bot(guilds=[GUILD_ID])
     async with simulated_discord(bot.client(), guild_ids=[GUILD_ID]) as world:
         assert world.guild.id == GUILD_ID
         alice = world.member("alice")
-        assert set(alice.available_commands(world.channel)) == {"joke", "stats", "help"}
+        assert set(alice.available_commands(world.channel)) == {"joke", "stats", "help", "reload"}
         result = await alice.slash(world.channel, "joke", setup=SETUP)
         assert result.response is not None and result.response.content == PUNCHLINE
         # Guild-only sync: DMs have no slash commands, but plain DM messages still work.

@@ -15,7 +15,16 @@ from typing import Any
 import pytest
 
 from bot.clock import SystemClock
-from bot.core import MSG_EMPTY, MSG_ERROR, MSG_IN_FLIGHT, MSG_NO_WORDS, MSG_STALE, BotCore
+from bot.core import (
+    HELP_ADMIN,
+    MSG_EMPTY,
+    MSG_ERROR,
+    MSG_IN_FLIGHT,
+    MSG_NO_WORDS,
+    MSG_RELOAD_REFUSED,
+    MSG_STALE,
+    BotCore,
+)
 from bot.storage import Storage
 from bot.telegram_bot import ALLOWED_UPDATES, TelegramStartError, build_application, run_telegram
 from bot.telegram_handlers import (
@@ -111,9 +120,11 @@ async def api() -> AsyncIterator[FakeBotAPI]:
 
 @contextlib.asynccontextmanager
 async def running_bot(api: FakeBotAPI, db: Path, core_class: type[BotCore] = BotCore,
-                      *, with_battles: bool = False) -> AsyncIterator[Bot]:
-    """The Telegram front-end polling `api`, over a real core and SQLite file, until exit."""
-    settings = make_settings(api, db)
+                      *, with_battles: bool = False, **telegram: Any) -> AsyncIterator[Bot]:
+    """The Telegram front-end polling `api`, over a real core and SQLite file, until exit.
+
+    `telegram` overrides Telegram settings (e.g. ``admin_ids=[...]``)."""
+    settings = make_settings(api, db, **telegram)
     storage = await Storage.open(settings.storage.path)
     generator = FakeGenerator([PUNCHLINE])
     clock = SystemClock()
@@ -245,6 +256,25 @@ async def test_help_and_stats(bot: Bot, alice: dict) -> None:
     stats = bot.api.push_command(chat, alice, "stats")
     text = (await bot.reply_to(stats)).params["text"]
     assert text == await bot.core.stats_text(tg_chat(chat))
+
+
+async def test_reload_swaps_the_adapter_for_admins_only(api: FakeBotAPI, tmp_path: Path,
+                                                        alice: dict, bob: dict) -> None:
+    async with running_bot(api, tmp_path / "reload.db", admin_ids=[alice["id"]]) as bot:
+        chat = api.private_chat(alice)
+        helped = api.push_command(chat, alice, "help")
+        assert HELP_ADMIN in (await bot.reply_to(helped)).params["text"]
+        asked = api.push_command(chat, alice, "reload", "adapters/v2")
+        assert (await bot.reply_to(asked)).params["text"] == "Now serving v2 (was base)."
+        _, reply_id = await bot.punchline_for(chat, alice)
+        assert (await bot.storage.get_reply(reply_id)).version == "v2"
+
+        group = api.group_chat()
+        refused = api.push_command(group, bob, "reload", "adapters/v3")
+        assert (await bot.reply_to(refused)).params["text"] == MSG_RELOAD_REFUSED
+        bob_help = api.push_command(group, bob, "help")
+        assert "/reload" not in (await bot.reply_to(bob_help)).params["text"]
+        assert bot.generator.reloads == [Path("adapters/v2")]
 
 
 async def test_worker_raising_gets_a_kind_message(bot: Bot, alice: dict) -> None:

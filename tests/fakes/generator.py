@@ -3,6 +3,8 @@
     gen = FakeGenerator(["Because it was there."])   # answers in turn, the last one repeats
     gen.fail_next(WorkerBusy("queue full"))           # the next call raises this
     gen.block()                                        # calls wait until gen.unblock()
+    await gen.reload(Path("adapters/v2"))              # serves "v2" (the directory's name) now
+    gen.fail_reload(AdapterError("no punchline.json")) # the next reload raises, version unchanged
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from model.types import BASE_VERSION, Punchline, WorkerClosed, WorkerStats
 
@@ -32,6 +35,8 @@ class FakeGenerator:
         self.version = version
         self.calls: list[Call] = []
         self._failures: deque[BaseException] = deque()
+        self._reload_failures: deque[BaseException] = deque()
+        self.reloads: list[Path] = []  # every adapter directory reload() was asked for
         self._gate = asyncio.Event()
         self._gate.set()
         self.waiting = 0  # calls blocked at the gate right now
@@ -48,6 +53,10 @@ class FakeGenerator:
         """Replace the scripted answers."""
         self._answers = list(answers)
         self._next = 0
+
+    def fail_reload(self, *errors: BaseException) -> None:
+        """The next reload() calls raise these, in order, and keep the current version."""
+        self._reload_failures.extend(errors)
 
     def block(self) -> None:
         """Calls wait (after being recorded) until `unblock()`."""
@@ -93,6 +102,18 @@ class FakeGenerator:
     @property
     def versions(self) -> tuple[str, ...]:
         return (self.version,)
+
+    # -- Reloadable (like InferenceWorker.reload) --------------------------------------------------
+
+    async def reload(self, adapter_dir: Path) -> str:
+        """Serve the "adapter" in `adapter_dir`: its version id is the directory's name."""
+        self.reloads.append(Path(adapter_dir))
+        if self.closed:
+            raise WorkerClosed("the fake generator is closed")
+        if self._reload_failures:
+            raise self._reload_failures.popleft()
+        self.version = Path(adapter_dir).name
+        return self.version
 
     # -- worker lifecycle (like model.worker.InferenceWorker) --------------------------------------
 
