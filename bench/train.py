@@ -60,7 +60,7 @@ def main() -> int:
     from transformers import AutoModelForSeq2SeqLM
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    from training.base_model import has_separate_lm_head, load_config, load_tokenizer, untie_lm_head
+    from model.base_model import has_separate_lm_head, load_config, load_tokenizer, untie_lm_head
     from training.lora import LoraOptions, apply_lora, count_parameters
     from training.tokenization import choose_max_lengths, encode_jokes, make_collator
 

@@ -5,6 +5,8 @@ directory, the adapter's `punchline.json`, its files, the base model it was made
 raises `ModelLoadError` / `AdapterError` with one clear line. `load_merged_model` then loads
 the weights and merges the LoRA adapter into them in float32 (merged weights decode ~9% faster
 than an unmerged adapter, and merging in fp32 before any cast keeps the update exact).
+The base model and its tokenizer load through `model.base_model`, as training's do, so both
+give the same errors (and an unreachable hub id fails in seconds).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from model import base_model
 from model.adapter_meta import AdapterMetadata, same_base_model
 from model.prompt import DEFAULT_TEMPLATE
 from model.types import BASE_VERSION, AdapterError, ModelLoadError
@@ -24,18 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
 ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,24 +67,6 @@ class ModelSource:
         return f"{self.version}-{hashlib.sha256(key).hexdigest()[:10]}"
 
 
-def resolve_base(base: str) -> Path | None:
-    """The local directory of `base`, None for a hub id; `ModelLoadError` for a bad directory."""
-    path = Path(base).expanduser()
-    looks_local = path.exists() or base.startswith((".", "/", "~")) or base.count("/") > 1
-    if not looks_local:
-        return None  # a hub id such as google/flan-t5-large
-    if not path.is_dir():
-        raise ModelLoadError(f"base model directory {base} does not exist (PUNCHLINE_MODEL__BASE)")
-    if not (path / "config.json").is_file():
-        raise ModelLoadError(f"base model directory {base} has no config.json")
-    if not any((path / name).is_file() for name in WEIGHT_FILES):
-        raise ModelLoadError(
-            f"base model directory {base} has no weights "
-            f"(expected one of {', '.join(WEIGHT_FILES)})"
-        )
-    return path.resolve()
-
-
 def resolve_adapter(adapter_dir: Path, base: str) -> AdapterMetadata:
     """The adapter's metadata after checking its files and its base model."""
     adapter_dir = Path(adapter_dir)
@@ -117,7 +91,7 @@ def resolve_adapter(adapter_dir: Path, base: str) -> AdapterMetadata:
 
 def resolve_source(base: str, adapter_dir: Path | None) -> ModelSource:
     """Check the base model reference and the adapter directory without loading weights."""
-    base_dir = resolve_base(base)
+    base_dir = base_model.local_model_dir(base)
     if adapter_dir is None:
         return ModelSource(base, base_dir)
     adapter_dir = Path(adapter_dir)
@@ -151,28 +125,14 @@ def resolve_device(device: str) -> str:
 
 def load_tokenizer(source: ModelSource) -> Any:
     """The base model's tokenizer (AutoTokenizer: T5Tokenizer(vocab_file=...) is wrong in 5.x)."""
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(source.base_ref)
-    except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear line
-        raise ModelLoadError(
-            f"cannot load the tokenizer of {source.base!r}: {_first_line(exc)}"
-        ) from None
+    return base_model.load_tokenizer(source.base_ref)
 
 
 def load_merged_model(source: ModelSource) -> torch.nn.Module:
     """The base model in float32 with the adapter (if any) merged into its weights, in eval mode."""
     import torch
-    from transformers import AutoModelForSeq2SeqLM
 
-    try:
-        model = AutoModelForSeq2SeqLM.from_pretrained(source.base_ref, dtype=torch.float32)
-    except Exception as exc:  # noqa: BLE001
-        where = "directory" if source.base_dir else "hub id (offline, or not in the local cache?)"
-        raise ModelLoadError(
-            f"cannot load base model {source.base!r} as a {where}: {_first_line(exc)}"
-        ) from None
+    model = base_model.load_base_model(source.base_ref, dtype=torch.float32)
     if source.adapter_dir is not None:
         from peft import PeftModel
 
@@ -181,7 +141,7 @@ def load_merged_model(source: ModelSource) -> torch.nn.Module:
             model = peft_model.merge_and_unload()
         except Exception as exc:  # noqa: BLE001
             raise AdapterError(
-                f"cannot load the adapter in {source.adapter_dir}: {_first_line(exc)}"
+                f"cannot load the adapter in {source.adapter_dir}: {base_model.error_line(exc)}"
             ) from None
     model.eval()
     log.info("loaded %s (version %s)", source.base, source.version)

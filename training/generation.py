@@ -57,7 +57,7 @@ def load_tuned(base_model: str, adapter_dir: Path) -> TunedModel:
     """Load base model + adapter for evaluation; errors say what is wrong with either."""
     from peft import PeftModel
 
-    from training.base_model import load_base_model, load_tokenizer
+    from model.base_model import load_base_model, load_tokenizer
 
     metadata = AdapterMetadata.load(adapter_dir)
     if not same_base_model(base_model, metadata.base_model):

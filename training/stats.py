@@ -43,7 +43,7 @@ def data_stats(
     When the tokenizer was not asked for explicitly (`required=False`) and cannot be loaded, the
     counts are still reported, with a note instead of the token lengths.
     """
-    from training.base_model import load_tokenizer
+    from model.base_model import load_tokenizer
 
     data = prepare_data(path, max_answer_chars=max_answer_chars, require_train=False)
     try:

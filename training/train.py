@@ -165,7 +165,7 @@ def _validate(options: TrainOptions) -> None:
 
 def plan(options: TrainOptions) -> Plan:
     """The dry run: data, lengths, steps and parameter counts, with the model on the meta device."""
-    from training.base_model import build_meta_model, load_tokenizer
+    from model.base_model import build_meta_model, load_tokenizer
     from training.lora import apply_lora, count_parameters
     from training.tokenization import choose_max_lengths
 
@@ -241,7 +241,7 @@ def _load_model(options: TrainOptions) -> "PeftModel":
     """The base model with its weights, LoRA applied (and gradient checkpointing if asked)."""
     import torch
 
-    from training.base_model import load_base_model
+    from model.base_model import load_base_model
     from training.lora import apply_lora, count_parameters
 
     torch.manual_seed(options.seed)
@@ -343,7 +343,7 @@ def run(options: TrainOptions, callbacks: Sequence["TrainerCallback"] = ()) -> T
     from transformers.trainer_utils import get_last_checkpoint
 
     from training.artifacts import plot_loss, write_metrics
-    from training.base_model import load_tokenizer
+    from model.base_model import load_tokenizer
     from training.callbacks import InterruptCallback, SampleCallback
     from training.tokenization import choose_max_lengths, encode_jokes, make_collator
 

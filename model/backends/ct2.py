@@ -107,11 +107,12 @@ def convert(source: ModelSource, cache_dir: Path, quantization: str) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CTranslate2Error(f"cannot create the model cache under {cache_dir}: {exc}") from None
-    log.info(
-        "converting %s (version %s) for CTranslate2 %s", source.base, source.version, quantization
-    )
     try:
         model = load_merged_model(source)
+        # Logged once the model has loaded, so a base model that cannot load is one error line.
+        log.info(
+            "converting %s (version %s) for CTranslate2 %s", source.base, source.version, quantization
+        )
         try:
             _write_converted(source, model, scratch, partial, quantization)
         except Exception as exc:  # noqa: BLE001 - converter failures vary; say which one

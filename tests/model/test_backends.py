@@ -230,7 +230,7 @@ def test_adapter_for_another_base_model(tiny_base_model: Path, tmp_path: Path) -
 
 
 def test_base_dir_without_weights(flan_dir: Path) -> None:
-    with pytest.raises(ModelLoadError, match="has no weights"):
+    with pytest.raises(ModelLoadError, match="has a config but no weights"):
         resolve_source(str(flan_dir), None)
 
 

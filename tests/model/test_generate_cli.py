@@ -123,3 +123,22 @@ def test_unknown_hub_id_offline_is_a_clear_error(tmp_path: Path) -> None:
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("punchline generate: error: cannot")
     assert "nobody-here/no-such-model" in last and "Traceback" not in proc.stderr
+
+
+def test_unknown_hub_id_offline_with_the_default_backend_is_one_line(tmp_path: Path) -> None:
+    """The hub id fails before any conversion starts: stderr is the error and nothing else."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PUNCHLINE_MODEL__CACHE_DIR": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "generate", "Why?", "--base-model", "some-org/not-a-model"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("punchline generate: error: cannot load the")
+    assert "'some-org/not-a-model'" in lines[0] and "hub cannot be reached" in lines[0]

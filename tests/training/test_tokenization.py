@@ -15,7 +15,7 @@ pytestmark = pytest.mark.shared_data
 
 @pytest.fixture(scope="module")
 def tokenizer(flan_dir: Path):
-    from training.base_model import load_tokenizer
+    from model.base_model import load_tokenizer
 
     return load_tokenizer(str(flan_dir))
 
