@@ -4,7 +4,9 @@ Formats, detected by extension and content:
 - Q/A CSV with a header `ID,Question,Answer` (the Kaggle set; extra columns such as
   `rjokes_log_score` are allowed, `ID` is optional);
 - the bot's own ratings export, CSV or JSONL, with columns `setup,punchline` (and optionally
-  `id`, `score`);
+  `id`, `score` or `funniness`, `appropriateness`): punchlines people rated not funny
+  (funniness <= 0) or flagged (appropriateness < 0.5) are skipped, so a refreshed adapter
+  learns from what landed;
 - r/Jokes JSON dumps `[{"title","body","id","score"}]` (or JSONL of such objects);
 - the rJokes TSV (optionally gzipped) `<label>\\t<title body>`, written with QUOTE_NONE and `\\`
   escapes; its question/answer boundary is lost, so only texts that split at the first "? " are
@@ -33,7 +35,10 @@ MALFORMED = "malformed row"
 NOT_QA = "no question/answer split"
 
 # Column names accepted for the score, in order of preference.
-_SCORE_COLUMNS = ("score", "rjokes_log_score", "funny_score")
+_SCORE_COLUMNS = ("score", "rjokes_log_score", "funny_score", "funniness")
+RATED_NOT_FUNNY = "rated not funny"
+RATED_INAPPROPRIATE = "flagged inappropriate"
+MIN_APPROPRIATENESS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +127,17 @@ def _score(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _rating_verdict(fields: Mapping[str, object]) -> str | None:
+    """Why a row of the bot's ratings export should not become training data, or None."""
+    appropriateness = _score(fields.get("appropriateness"))
+    if appropriateness is not None and appropriateness < MIN_APPROPRIATENESS:
+        return RATED_INAPPROPRIATE
+    funniness = _score(fields.get("funniness"))
+    if funniness is not None and funniness <= 0:
+        return RATED_NOT_FUNNY
+    return None
+
+
 def _pair(question: object, answer: object) -> tuple[str, str] | None:
     if not isinstance(question, str) or not isinstance(answer, str):
         return None
@@ -160,6 +176,11 @@ def _read_csv(path: Path, text: str) -> ReadResult:
             if len(row) != len(header):
                 skipped[MALFORMED] += 1
                 continue
+            if fmt == "ratings":
+                verdict = _rating_verdict({name: row[i] for name, i in columns.items()})
+                if verdict is not None:
+                    skipped[verdict] += 1
+                    continue
             jokes.append(
                 Joke(
                     id=row[id_col].strip() if id_col is not None else str(rows),
@@ -193,6 +214,8 @@ def _from_record(record: object, index: int) -> Joke | str:
         return MALFORMED
     if pair is None:
         return MALFORMED
+    if source == "ratings" and (verdict := _rating_verdict(keys)) is not None:
+        return verdict
     score = next((_score(keys[c]) for c in _SCORE_COLUMNS if c in keys), None)
     return Joke(id=rid, question=pair[0], answer=pair[1], score=score, source=source)
 
