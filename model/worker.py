@@ -209,7 +209,9 @@ class InferenceWorker:
         return self._metrics.snapshot(
             version=self._current or "none",
             backend=backend.name if backend else "none",
-            queue_depth=self._queue.qsize(),
+            # Once closing, the queue holds no request any more (close() answered them all and
+            # new ones are refused), only the batcher's stop marker: not a request to count.
+            queue_depth=0 if self._closed else self._queue.qsize(),
             loaded_at=self._loaded_at,
             versions=self.versions,
         )

@@ -64,7 +64,7 @@ class FakeAnnouncer:
     def find(self, needle: str) -> list[Posted]:
         return [p for p in self.posts if needle in p.view.text]
 
-    async def wait_for(self, needle: str, timeout: float = 5.0) -> Posted:
+    async def wait_for(self, needle: str, timeout: float = 30.0) -> Posted:
         async def poll() -> Posted:
             while True:
                 found = self.find(needle)

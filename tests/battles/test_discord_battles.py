@@ -101,9 +101,11 @@ def bot_message_with(world: DiscordWorld, text: str) -> discord.Message:
     return found[-1]
 
 
-async def posted(world: DiscordWorld, text: str, timeout: float = 5.0) -> discord.Message:
+async def posted(world: DiscordWorld, text: str, timeout: float = 30.0) -> discord.Message:
     """Wait for a bot message posted by a task the test started (resume() runs outside the
-    bot's own tasks, so simcord's settling does not wait for it)."""
+    bot's own tasks, so simcord's settling does not wait for it). `text` must belong to the
+    message awaited alone: a phase change edits the old message before it posts the new one, so
+    a word both share (e.g. "results") would match the edit that comes first."""
     deadline = time.monotonic() + timeout
     while not any(text in m.content for m in world.bot_messages()):
         assert time.monotonic() < deadline, f"no bot message with {text!r}"
@@ -159,7 +161,7 @@ async def test_a_whole_round_in_a_channel(bot: Bot, world: DiscordWorld) -> None
     assert "changed" in await vote(dave, ballot, 1, "Corn-gratulations")
 
     await world.env.advance_time(VOTE_S)
-    results = bot_message_with(world, "results")
+    results = bot_message_with(world, "Battle #1 results")
     assert "“Straw poll” by bob: 2 votes, 600 points 🏆" in results.content
     assert "“Corn-gratulations” by carol: 1 vote, 250 points" in results.content
     assert "People beat the bot" in results.content
@@ -212,5 +214,5 @@ async def test_a_restart_mid_round_loses_nothing(bot: Bot, world: DiscordWorld) 
     await world.env.advance_time(VOTE_S)
     await world.restart(client)
     await bot.service.resume()
-    results = await posted(world, "results")
+    results = await posted(world, "Battle #1 results")
     assert "“After the restart” by carol: 1 vote, 1100 points 🏆" in results.content

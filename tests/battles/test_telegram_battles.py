@@ -1,6 +1,10 @@
 """Battles on Telegram end to end: the real python-telegram-bot stack (long polling, httpx,
 AIORateLimiter) against the fake Bot API server on loopback, a real BotCore and BattleService
-over a real SQLite file, and phases of a couple of seconds on the real clock."""
+over a real SQLite file.
+
+The service reads the time from a `ManualClock`: a test ends a phase by moving the clock past
+its deadline and calling `advance_due()` (or by starting the bot again after the deadline, as
+after a restart), so no step races a deadline on the real clock, however slow the machine."""
 
 from __future__ import annotations
 
@@ -15,13 +19,13 @@ import pytest
 
 from bot.battles.models import Phase
 from bot.battles.service import BattleService
-from bot.clock import SystemClock
+from bot.clock import ManualClock
 from bot.core import BotCore
 from bot.storage import Storage
 from bot.telegram_bot import build_application, run_telegram
 from config.settings import Settings, load_settings
 from tests.fakes.generator import FakeGenerator
-from tests.fakes.telegram_api import ApiCall, FakeBotAPI
+from tests.fakes.telegram_api import WAIT_TIMEOUT_S, ApiCall, FakeBotAPI
 
 SETUP = "Why did the scarecrow win an award?"
 BOT_LINE = "Because he was outstanding in his field."
@@ -43,14 +47,19 @@ class Running:
     api: FakeBotAPI
     storage: Storage
     service: BattleService
+    clock: ManualClock
+
+    async def pass_time(self, seconds: float) -> None:
+        """Move the clock on and close every phase now due, as the round's timer would."""
+        self.clock.advance(seconds)
+        await self.service.advance_due()
 
 
 @contextlib.asynccontextmanager
-async def running_bot(api: FakeBotAPI, settings: Settings) -> AsyncIterator[Running]:
+async def running_bot(api: FakeBotAPI, settings: Settings, clock: ManualClock) -> AsyncIterator[Running]:
     """The whole Telegram bot with battles, as `punchline serve` wires it, until exit."""
     storage = await Storage.open(settings.storage.path)
     generator = FakeGenerator([BOT_LINE], version="v1")
-    clock = SystemClock()
     core = BotCore(settings, storage, generator, clock)
     service = BattleService(settings, storage, generator, clock, core=core)
     application = build_application(settings, core, service)
@@ -58,10 +67,10 @@ async def running_bot(api: FakeBotAPI, settings: Settings) -> AsyncIterator[Runn
     stop = asyncio.Event()
     task = asyncio.create_task(run_telegram(application, stop))
     try:
-        yield Running(api, storage, service)
+        yield Running(api, storage, service, clock)
     finally:
         stop.set()
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(task, WAIT_TIMEOUT_S)
         await service.close()
         await storage.close()
 
@@ -91,7 +100,7 @@ async def test_a_whole_round_in_a_group(api: FakeBotAPI, tmp_path: Path) -> None
     alice, bob, carol, dave = (api.user(i, n) for i, n in
                                [(11, "Alice"), (12, "Bob"), (13, "Carol"), (14, "Dave")])
     api.set_bot_admin(group["id"])
-    async with running_bot(api, make_settings(api, tmp_path / "bot.db")) as bot:
+    async with running_bot(api, make_settings(api, tmp_path / "bot.db"), ManualClock()) as bot:
         # bad input first: a battle in a private chat is refused
         private = api.private_chat(alice)
         asked = api.push_command(private, alice, "battle", SETUP)
@@ -130,7 +139,8 @@ async def test_a_whole_round_in_a_group(api: FakeBotAPI, tmp_path: Path) -> None
         await api.wait_for("editMessageText", lambda c: "Carol" in c.params["text"] and "Alice" in c.params["text"])
         assert not api.calls_of("editMessageText", lambda c: "Straw" in c.params["text"])
 
-        ballot = await api.wait_for("sendMessage", sent_with("vote for the funniest"), timeout=PHASE_S + 5)
+        await bot.pass_time(PHASE_S)  # the entry phase ends
+        ballot = await api.wait_for("sendMessage", sent_with("vote for the funniest"))
         text = ballot.params["text"]
         assert all(e in text for e in ("Straw poll", "Corn-gratulations", "He was a born winner", BOT_LINE))
         assert "Bob" not in text and "Alice" not in text
@@ -149,7 +159,8 @@ async def test_a_whole_round_in_a_group(api: FakeBotAPI, tmp_path: Path) -> None
             query = api.push_callback(vote_msg, user, f"battle:1:vote:{position_of(ballot, entry)}")
             assert "counted" in await answer_to(api, query)
 
-        results = await api.wait_for("sendMessage", sent_with("results"), timeout=PHASE_S + 5)
+        await bot.pass_time(PHASE_S)  # the voting phase ends
+        results = await api.wait_for("sendMessage", sent_with("Battle #1 results"))
         text = results.params["text"]
         assert "“Straw poll” by Bob: 2 votes, 600 points 🏆" in text
         assert "“He was a born winner” by Alice: 1 vote, 250 points" in text
@@ -179,15 +190,20 @@ async def test_a_restart_mid_round_loses_nothing(api: FakeBotAPI, tmp_path: Path
     group = api.group_chat(-100888, "Restarters")
     alice, bob, carol = api.user(21, "Alice"), api.user(22, "Bob"), api.user(23, "Carol")
     db = tmp_path / "bot.db"
-    async with running_bot(api, make_settings(api, db, entry_s=3.0, vote_s=1.5)):
+    clock = ManualClock()  # the time of the world, running on while the bot is down
+    settings = make_settings(api, db, entry_s=3.0, vote_s=1.5)
+    async with running_bot(api, settings, clock):
         api.push_command(group, alice, "battle", SETUP)
         announcement = await api.wait_for("sendMessage", sent_with("Joke battle #1"))
         api.push_message(group, bob, "Before the restart", reply_to=announcement.result)
         await api.wait_for("editMessageText", lambda c: "Bob" in c.params["text"])
     # down for a moment during the entry phase; the deadline still lies ahead
-    async with running_bot(api, make_settings(api, db, entry_s=3.0, vote_s=1.5)) as bot:
+    clock.advance(1.0)
+    async with running_bot(api, settings, clock) as bot:
         api.push_message(group, carol, "After the restart", reply_to=announcement.result)
-        ballot = await api.wait_for("sendMessage", sent_with("vote for the funniest"), timeout=8)
+        await api.wait_for("editMessageText", lambda c: "Carol" in c.params["text"])
+        await bot.pass_time(2.5)  # the entry deadline passes while the bot runs
+        ballot = await api.wait_for("sendMessage", sent_with("vote for the funniest"))
         assert "Before the restart" in ballot.params["text"]
         assert "After the restart" in ballot.params["text"]
         query = api.push_callback(ballot.result, alice,
@@ -196,9 +212,9 @@ async def test_a_restart_mid_round_loses_nothing(api: FakeBotAPI, tmp_path: Path
         battle = await bot.service.store.get(1)
         assert battle is not None and battle.vote_deadline is not None
     # down during voting until past its deadline: the results come at once on start-up
-    await asyncio.sleep(1.6)
-    async with running_bot(api, make_settings(api, db, entry_s=3.0, vote_s=1.5)):
-        results = await api.wait_for("sendMessage", sent_with("results"), timeout=5)
+    clock.advance(1.6)
+    async with running_bot(api, settings, clock):
+        results = await api.wait_for("sendMessage", sent_with("Battle #1 results"))
         assert "“After the restart” by Carol: 1 vote, 1100 points 🏆" in results.params["text"]
 
 
@@ -206,7 +222,7 @@ async def test_cancel_leaderboard_and_commands_left_to_the_core(api: FakeBotAPI,
     group = api.group_chat(-100999, "Cancellers")
     alice, bob, carol = api.user(31, "Alice"), api.user(32, "Bob"), api.user(33, "Carol")
     api.set_member_status(group["id"], carol["id"], "administrator")
-    async with running_bot(api, make_settings(api, tmp_path / "bot.db", entry_s=30)) as bot:
+    async with running_bot(api, make_settings(api, tmp_path / "bot.db", entry_s=30), ManualClock()) as bot:
         api.push_command(group, alice, "battle", SETUP)
         await api.wait_for("sendMessage", sent_with("Joke battle #1"))
         refused = api.push_command(group, bob, "cancel")

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,18 @@ from tests.fakes.generator import FakeGenerator
 
 CHAT = ChatRef(Platform.TELEGRAM, "1", ChatKind.PRIVATE)
 USER = UserRef(Platform.TELEGRAM, "1", "Ann")
+
+
+# Generous: each wait ends as soon as its condition holds, so only a failing test waits this long.
+WAIT_S = 30.0
+
+
+async def until(condition: Callable[[], object], what: str) -> None:
+    """Wait until `condition()` holds, failing (instead of hanging) after WAIT_S."""
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"never happened: {what}"
+        await asyncio.sleep(0.01)
 
 
 def settings(tmp_path: Path, **kw) -> Settings:
@@ -84,12 +97,11 @@ async def test_serve_answers_then_stops_cleanly(tmp_path: Path) -> None:
     fe = FakeFrontEnd(["Why serve?"])
     stop = asyncio.Event()
     task = asyncio.create_task(run_serve(settings(tmp_path), stop, generator=gen, front_ends=fe.factory))
-    await asyncio.wait_for(fe.started.wait(), 5)
-    while not fe.replies:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(fe.started.wait(), WAIT_S)
+    await until(lambda: fe.replies, "a reply")
     assert gen.started and not gen.closed
     stop.set()
-    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(task, WAIT_S)
     assert fe.stopped and gen.closed
     assert fe.replies[0].kind is ReplyKind.PUNCHLINE
     # Battles come along, sharing the core's storage.
@@ -108,10 +120,9 @@ async def test_pending_replies_are_answered_busy_when_the_worker_closes(tmp_path
     task = asyncio.create_task(
         run_serve(settings(tmp_path), stop, generator=gen, front_ends=fe.factory, grace_s=0.2)
     )
-    while gen.waiting == 0:
-        await asyncio.sleep(0.01)
+    await until(lambda: gen.waiting, "the setup reaching the model")
     stop.set()
-    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(task, WAIT_S)
     assert [r.kind for r in fe.replies] == [ReplyKind.BUSY]
     with sqlite3.connect(tmp_path / "serve.db") as raw:
         assert raw.execute("SELECT status, detail FROM requests").fetchall() == [("busy", "WorkerClosed")]
@@ -121,7 +132,7 @@ async def test_a_failing_front_end_stops_everything(tmp_path: Path) -> None:
     gen = FakeGenerator()
     fe = FakeFrontEnd(fail=RuntimeError("bad token"))
     with pytest.raises(PunchlineError, match="fake front-end stopped: bad token"):
-        await asyncio.wait_for(run_serve(settings(tmp_path), generator=gen, front_ends=fe.factory), 5)
+        await asyncio.wait_for(run_serve(settings(tmp_path), generator=gen, front_ends=fe.factory), WAIT_S)
     assert gen.closed
 
 
@@ -129,9 +140,9 @@ async def test_sigterm_stops_serve(tmp_path: Path) -> None:
     gen = FakeGenerator()
     fe = FakeFrontEnd()
     task = asyncio.create_task(run_serve(settings(tmp_path), generator=gen, front_ends=fe.factory))
-    await asyncio.wait_for(fe.started.wait(), 5)
+    await asyncio.wait_for(fe.started.wait(), WAIT_S)
     os.kill(os.getpid(), signal.SIGTERM)
-    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(task, WAIT_S)
     assert fe.stopped and gen.closed
     # The handlers are removed again: the loop no longer owns SIGTERM.
     assert not asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)

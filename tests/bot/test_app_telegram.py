@@ -12,12 +12,12 @@ from pathlib import Path
 from bot.app import run_serve
 from config.settings import load_settings
 from tests.fakes.generator import FakeGenerator
-from tests.fakes.telegram_api import FakeBotAPI
+from tests.fakes.telegram_api import WAIT_TIMEOUT_S, FakeBotAPI
 
 PUNCHLINE = "Because serve wires everything."
 
 
-async def poll(db: Path, sql: str, timeout: float = 10.0) -> list[tuple]:
+async def poll(db: Path, sql: str, timeout: float = WAIT_TIMEOUT_S) -> list[tuple]:
     """The rows of `sql` once there are any (effects land a moment after an update)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -39,17 +39,17 @@ async def test_serve_runs_telegram_end_to_end(tmp_path: Path) -> None:
         )
         stop = asyncio.Event()
         task = asyncio.create_task(run_serve(settings, stop, generator=gen, grace_s=2))
-        await api.wait_for("getUpdates", timeout=10)
+        await api.wait_for("getUpdates")
         alice = api.user(1001, "Alice")
         asked = api.push_message(api.private_chat(alice), alice, "Why does serve exist?")
-        sent = await api.wait_for("sendMessage", lambda c: c.replies_to(asked), 10)
+        sent = await api.wait_for("sendMessage", lambda c: c.replies_to(asked))
         assert PUNCHLINE in sent.params["text"]
         # The core links the reply to its message id just after sendMessage returns.
         assert await poll(db, "SELECT message_id FROM replies") == [(str(sent.result["message_id"]),)]
         api.push_reaction(sent.result, alice, new=["🤣"])
         assert await poll(db, "SELECT funniness FROM reactions") == [(1,)]
         stop.set()
-        await asyncio.wait_for(task, 20)
+        await asyncio.wait_for(task, WAIT_TIMEOUT_S)
 
     assert gen.started and gen.closed
     with sqlite3.connect(db) as raw:

@@ -91,7 +91,7 @@ async def test_run_discord_stops_cleanly_when_asked(tmp_path: Path, core: BotCor
     assert client.started_with == "t0ken"
 
     stop.set()
-    await asyncio.wait_for(running, timeout=5)
+    await asyncio.wait_for(running, timeout=30)
     assert client.is_closed()
 
 

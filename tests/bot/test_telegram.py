@@ -37,7 +37,7 @@ from bot.telegram_handlers import (
 from bot.types import ChatKind, ChatRef, IncomingSetup, MessageRef, OutgoingReply, Platform, UserRef
 from config.settings import Settings, load_settings
 from tests.fakes.generator import FakeGenerator
-from tests.fakes.telegram_api import ApiCall, FakeBotAPI
+from tests.fakes.telegram_api import WAIT_TIMEOUT_S, ApiCall, FakeBotAPI
 
 PUNCHLINE = "Because the other side had better jokes."
 SETUP = "Why did the chicken cross the road?"
@@ -69,7 +69,7 @@ class Bot:
     stop: asyncio.Event
     task: asyncio.Task[None]
 
-    async def reply_to(self, message: dict[str, Any], timeout: float = 5.0) -> ApiCall:
+    async def reply_to(self, message: dict[str, Any], timeout: float = WAIT_TIMEOUT_S) -> ApiCall:
         """The bot's sendMessage answering `message`."""
         return await self.api.wait_for("sendMessage", lambda c: c.replies_to(message), timeout)
 
@@ -103,7 +103,7 @@ def tg_user(user: dict[str, Any]) -> UserRef:
     return UserRef(Platform.TELEGRAM, str(user["id"]))
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = WAIT_TIMEOUT_S) -> None:
     """Poll an async condition (for effects that make no API call, e.g. a stored reaction)."""
     deadline = time.monotonic() + timeout
     while not await check():
@@ -142,7 +142,7 @@ async def running_bot(api: FakeBotAPI, db: Path, core_class: type[BotCore] = Bot
         yield Bot(api, core, storage, generator, stop, task)
     finally:
         stop.set()
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(task, WAIT_TIMEOUT_S)
         await storage.close()
 
 
@@ -524,7 +524,7 @@ async def test_stopping_finishes_the_reply_in_progress(bot: Bot, alice: dict) ->
     await bot.api.wait_for("getUpdates", lambda c: c.params.get("timeout") == 0)
     assert not bot.task.done()  # ...but the bot waits for the reply in progress.
     bot.generator.unblock()
-    await asyncio.wait_for(bot.task, 5)
+    await asyncio.wait_for(bot.task, WAIT_TIMEOUT_S)
     assert (await bot.reply_to(asked, timeout=0)).params["text"] == PUNCHLINE
 
 
@@ -547,6 +547,38 @@ async def test_fake_api_answers_like_telegram(api: FakeBotAPI, alice: dict) -> N
             offset=updates[-1].update_id + 1, timeout=1, allowed_updates=["message_reaction"]
         )
         assert [u.message_reaction.new_reaction[0].emoji for u in updates] == ["🤣"]
+
+
+async def test_fake_api_keeps_reply_markup_in_telegrams_shape(api: FakeBotAPI, alice: dict) -> None:
+    """A Message's reply_markup is an inline keyboard with buttons, or absent: python-telegram-bot
+    reads ``inline_keyboard`` unconditionally, so any other shape from the fake breaks parsing."""
+    from telegram import Bot as PTBBot
+    from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup
+    from telegram.error import BadRequest
+
+    async with PTBBot(api.token, base_url=api.base_url) as client:
+        chat_id = api.private_chat(alice)["id"]
+        keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Vote 1", callback_data="v:1")]])
+        sent = await client.send_message(chat_id, "Pick one", reply_markup=keyboard)
+        assert sent.reply_markup == keyboard
+        # Editing the text without a reply_markup takes the keyboard off, as on Telegram.
+        edited = await client.edit_message_text("Closed", chat_id=chat_id, message_id=sent.message_id)
+        assert edited.reply_markup is None
+        assert "reply_markup" not in api.sent_messages[0]
+        # An empty keyboard (sent as "{}") is no keyboard; a reply keyboard never shows in a Message.
+        empty = await client.send_message(chat_id, "Nothing to press", reply_markup=InlineKeyboardMarkup([]))
+        forced = await client.send_message(chat_id, "Answer me", reply_markup=ForceReply())
+        assert empty.reply_markup is None and forced.reply_markup is None
+        again = await client.edit_message_text("Still nothing", chat_id=chat_id, message_id=empty.message_id,
+                                               reply_markup=InlineKeyboardMarkup([]))
+        assert again.reply_markup is None
+        # A press on the closed message still parses.
+        api.push_callback(api.sent_messages[0], alice, "v:1")
+        [update] = await client.get_updates(timeout=0)
+        assert update.callback_query is not None and update.callback_query.data == "v:1"
+        # Markup that is not a JSON object is refused, as Telegram does.
+        with pytest.raises(BadRequest, match="parse"):
+            await client.send_message(chat_id, "x", api_kwargs={"reply_markup": "not json"})
 
 
 async def test_battles_plug_in_ahead_of_the_core(api: FakeBotAPI, tmp_path: Path, alice: dict) -> None:

@@ -184,6 +184,11 @@ async def simulated_discord(
     `env_options` go to `simcord.Env` (`strict_sync`, `check_errors`, `approved_intents`,
     `settle_timeout`). At exit, errors the bot let escape fail the test (unless
     `check_errors=False`).
+
+    Keep simcord's `settle_timeout` (5 s) for whole worlds: besides bounding how long a verb
+    waits, it decides which of the bot's sleeps count as parked (a timer due later than the
+    settle deadline is left to `advance_time`), so a much longer one makes a verb wait out the
+    bot's phase timers on the real clock.
     """
     env = simcord.Env(client, **env_options)
     guilds = [env.create_guild(f"Guild {gid}", id=gid) for gid in guild_ids]

@@ -17,6 +17,10 @@ from pathlib import Path
 
 from model.types import BASE_VERSION, Punchline, WorkerClosed, WorkerStats
 
+# A blocked call gives up after this long (real seconds), so a test that forgets to unblock
+# fails with a clear error instead of hanging until pytest-timeout.
+BLOCK_LIMIT_S = 120.0
+
 
 @dataclass(frozen=True, slots=True)
 class Call:
@@ -75,7 +79,9 @@ class FakeGenerator:
             raise WorkerClosed("the fake generator is closed")
         self.waiting += 1
         try:
-            await self._gate.wait()
+            await asyncio.wait_for(self._gate.wait(), BLOCK_LIMIT_S)
+        except TimeoutError:
+            raise TimeoutError(f"FakeGenerator stayed blocked for {BLOCK_LIMIT_S} s: never unblocked") from None
         finally:
             self.waiting -= 1
         if self.closed:  # like the real worker: close() answers every waiting request

@@ -23,6 +23,11 @@ editMessageReplyMarkup, deleteMessage, sendChatAction, setMessageReaction, answe
 setMyCommands, getMyCommands, deleteMyCommands, getChat, getChatMember, getChatAdministrators,
 close, logOut. Any other method answers 404 ``{"ok": false}`` like Telegram does.
 
+Keyboards as on Telegram: a returned Message carries ``reply_markup`` only as an inline keyboard
+with buttons (python-telegram-bot parses ``reply_markup["inline_keyboard"]`` unconditionally);
+``editMessageText`` without ``reply_markup`` takes the keyboard off; markup that is not a JSON
+object answers 400.
+
 Faults: ``inject_error("sendMessage", status=429, retry_after=1)`` answers the next call(s) of a
 method with a flood-limit error (or any 4xx/5xx), so retry logic runs for real.
 
@@ -44,6 +49,10 @@ from typing import Any
 from aiohttp import web
 
 JSON = dict[str, Any]
+
+# How long wait_for / wait_fetched wait by default. Generous on purpose: a loaded CI machine can
+# be slow, and a wait ends as soon as its call arrives, so only a failing test ever waits this long.
+WAIT_TIMEOUT_S = 30.0
 
 # Update types Telegram sends only when a bot lists them in allowed_updates.
 _OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
@@ -398,7 +407,7 @@ class FakeBotAPI:
         self,
         method: str,
         predicate: Callable[[ApiCall], bool] | None = None,
-        timeout: float = 5.0,
+        timeout: float = WAIT_TIMEOUT_S,
     ) -> ApiCall:
         """The first recorded call of `method` matching `predicate`, waiting for it if needed.
 
@@ -425,11 +434,15 @@ class FakeBotAPI:
         assert call is not None
         return call
 
-    async def wait_fetched(self, update_id: int, timeout: float = 5.0) -> None:
+    async def wait_fetched(self, update_id: int, timeout: float = WAIT_TIMEOUT_S) -> None:
         """Wait until the bot confirmed `update_id` (a later getUpdates offset passed it)."""
         async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(lambda: self._fetched_past(update_id)),
-                                   timeout)
+            try:
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: self._fetched_past(update_id)), timeout
+                )
+            except TimeoutError:
+                raise TimeoutError(f"update {update_id} not confirmed within {timeout}s") from None
 
     # ---------------------------------------------------------------------- fault injection
     def inject_error(self, method: str, status: int = 429, *, retry_after: int | None = 1,
@@ -540,7 +553,9 @@ class FakeBotAPI:
             await self._notify()
             return _error(400, f"Bad Request: {exc}")
         if method != "getUpdates":  # getUpdates records itself before it waits
-            self.calls.append(ApiCall(method, params, result=result))
+            # A snapshot, as Telegram returned it: later edits of the stored message must not
+            # change what a test sees in an earlier call's result.
+            self.calls.append(ApiCall(method, params, result=json.loads(json.dumps(result))))
             await self._notify()
         return web.json_response({"ok": True, "result": result})
 
@@ -620,27 +635,26 @@ class FakeBotAPI:
             allow = (params.get("reply_parameters") or {}).get("allow_sending_without_reply")
             if reply_to is None and not allow and not params.get("allow_sending_without_reply"):
                 raise _BadRequest("message to be replied not found")
+        markup = _inline_markup(params, inline_only=False)
         message = self._new_message(chat, self.bot_user, str(text), reply_to=reply_to,
                                     message_thread_id=params.get("message_thread_id"))
-        if params.get("reply_markup"):
-            message["reply_markup"] = params["reply_markup"]
+        _set_markup(message, markup)
         self.sent_messages.append(message)
         return message
 
     async def _api_editmessagetext(self, params: JSON) -> JSON:
         message = self._own_message(params)
-        message["text"] = str(_required(params, "text"))
+        text = str(_required(params, "text"))
+        markup = _inline_markup(params)
+        message["text"] = text
         message["edit_date"] = int(time.time())
-        if "reply_markup" in params:
-            message["reply_markup"] = params["reply_markup"]
+        # As on Telegram: an edit without reply_markup takes the inline keyboard off.
+        _set_markup(message, markup)
         return message
 
     async def _api_editmessagereplymarkup(self, params: JSON) -> JSON:
         message = self._own_message(params)
-        if params.get("reply_markup"):
-            message["reply_markup"] = params["reply_markup"]
-        else:
-            message.pop("reply_markup", None)
+        _set_markup(message, _inline_markup(params))
         return message
 
     async def _api_deletemessage(self, params: JSON) -> bool:
@@ -709,6 +723,45 @@ class FakeBotAPI:
 
 class _BadRequest(Exception):
     pass
+
+
+def _inline_markup(params: JSON, *, inline_only: bool = True) -> JSON | None:
+    """The inline keyboard `params` attach, as Telegram stores it; None for none.
+
+    A Message's ``reply_markup`` is only ever an InlineKeyboardMarkup with at least one button
+    (python-telegram-bot reads ``reply_markup["inline_keyboard"]`` unconditionally), so what the
+    fake hands back must have that shape: no markup, ``{}`` or ``{"inline_keyboard": []}`` leave
+    the message without a keyboard, and a reply keyboard (``keyboard``, ``remove_keyboard``,
+    ``force_reply``) is accepted by sendMessage but never shows up in the Message. Markup that is
+    not a JSON object, or a keyboard of the wrong shape, is refused with 400 like Telegram does.
+    """
+    raw = params.get("reply_markup")
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, Mapping):
+        raise _BadRequest("can't parse reply keyboard markup JSON object")
+    if "inline_keyboard" not in raw:
+        if raw and inline_only:
+            raise _BadRequest("inline keyboard expected")
+        return None
+    rows = raw["inline_keyboard"]
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        raise _BadRequest("field \"inline_keyboard\" of the InlineKeyboardMarkup should be an Array of Arrays")
+    for row in rows:
+        for button in row:
+            if not isinstance(button, Mapping) or not button.get("text"):
+                raise _BadRequest("can't parse inline keyboard button: text is required")
+    if not any(rows):
+        return None
+    # A copy: the stored message must not share objects with the recorded call's params.
+    return json.loads(json.dumps({"inline_keyboard": rows}))
+
+
+def _set_markup(message: JSON, markup: JSON | None) -> None:
+    if markup is None:
+        message.pop("reply_markup", None)
+    else:
+        message["reply_markup"] = markup
 
 
 def _required(params: JSON, name: str) -> Any:

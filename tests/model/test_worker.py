@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 
@@ -365,34 +366,45 @@ async def test_start_keeps_the_loaders_error_type() -> None:
 async def test_close_while_starting_frees_the_model() -> None:
     slow = FakeBackend("v1")
     started = asyncio.Event()
+    release = threading.Event()  # the load finishes only after close() ran, however slow the machine
 
     class SlowLoader(FakeLoader):
         def __call__(self, adapter_dir: Path | None) -> FakeBackend:
             started_loop.call_soon_threadsafe(started.set)
-            time.sleep(0.3)
+            assert release.wait(timeout=30), "the test never let the load finish"
             return super().__call__(adapter_dir)
 
     started_loop = asyncio.get_running_loop()
     w = make_worker(SlowLoader({None: slow}))
     starting = asyncio.create_task(w.start())
-    await started.wait()
-    await w.close()
+    await asyncio.wait_for(started.wait(), 30)
+    try:
+        await w.close()
+    finally:
+        release.set()
     with pytest.raises(WorkerClosed):
-        await starting
+        await asyncio.wait_for(starting, 30)
     assert slow.closed.is_set() and w.versions == ()
 
 
 async def test_counters_are_logged_periodically(caplog: pytest.LogCaptureFixture) -> None:
     w = make_worker(FakeLoader({None: FakeBackend("v1")}), stats_log_s=0.05)
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("worker fake-v1")]
+
     with caplog.at_level("INFO", logger="model.worker"):
         await w.start()
         try:
             await w.punchlines("count me?")
-            await asyncio.sleep(0.2)
+            # Wait for a log line written after the request (every 0.05 s, later when loaded).
+            deadline = time.monotonic() + 30
+            while not any("requests=1" in line for line in lines()):
+                assert time.monotonic() < deadline, f"no counters logged after the request: {lines()}"
+                await asyncio.sleep(0.01)
         finally:
             await w.close()
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("worker fake-v1")]
-    assert lines and "requests=1" in lines[-1] and "queue=0" in lines[-1]
+    assert lines() and "requests=1" in lines()[-1] and "queue=0" in lines()[-1]
 
 
 async def test_reranking_candidates_shrink_under_load() -> None:
