@@ -1,7 +1,7 @@
 """Sub-commands of `punchline` that belong to `bot/`: `chat`, `serve`, `ratings export`.
 
 Handlers import the heavy parts (model worker, chat libraries) inside, so `punchline --help`
-stays instant.
+stays instant. Flags override settings through `config.flags`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ import os
 import sys
 import warnings
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
+from config.flags import add_flags, settings_from_args
 
-def register(sub: argparse._SubParsersAction) -> None:
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add this package's sub-commands to the `punchline` parser."""
     chat = sub.add_parser(
         "chat",
@@ -24,9 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="A local chat with the same core, storage and model as the chat bots. "
         "Type a setup, get a punchline, rate it with f/m/i. /help, /stats, /reload [adapter_dir], /quit.",
     )
-    chat.add_argument("--base-model", metavar="ID_OR_DIR", help="base model (PUNCHLINE_MODEL__BASE)")
-    chat.add_argument("--adapter", type=Path, metavar="DIR", help="adapter directory (PUNCHLINE_MODEL__ADAPTER)")
-    chat.add_argument("--db", type=Path, metavar="PATH", help="SQLite database (PUNCHLINE_STORAGE__PATH)")
+    add_flags(chat, "base_model", "adapter", "db")
     chat.set_defaults(handler=_chat)
 
     serve = sub.add_parser(
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "set, Discord when PUNCHLINE_DISCORD__TOKEN is set) with the model worker, in one process. "
         "Ctrl-C or SIGTERM stops it cleanly.",
     )
-    serve.add_argument("--db", type=Path, metavar="PATH", help="SQLite database (PUNCHLINE_STORAGE__PATH)")
+    add_flags(serve, "db")
     serve.set_defaults(handler=_serve)
 
     ratings = sub.add_parser("ratings", help="work with the collected ratings")
@@ -46,32 +47,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="export rated replies as JSON lines or CSV",
         description="One row per rated reply (kind 'reply'): setup, punchline, adapter version, "
         "platform, funniness (-1..1) and appropriateness (0..1) scores, and counts; battle "
-        "entries follow as their own kind when battles are installed.",
+        "entries follow as their own kind.",
     )
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     export.add_argument("--since", metavar="DATE", help="only replies made on or after DATE (YYYY-MM-DD, UTC)")
     export.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here instead of stdout")
-    export.add_argument("--db", type=Path, metavar="PATH", help="SQLite database (PUNCHLINE_STORAGE__PATH)")
+    add_flags(export, "db")
     export.set_defaults(handler=_export)
 
 
-def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from config.settings import load_settings
-
-    overrides: dict[str, dict[str, object]] = {}
-    if getattr(args, "base_model", None):
-        overrides.setdefault("model", {})["base"] = args.base_model
-    if getattr(args, "adapter", None):
-        overrides.setdefault("model", {})["adapter"] = args.adapter
-    if getattr(args, "db", None):
-        overrides.setdefault("storage", {})["path"] = args.db
-    return load_settings(**overrides)
-
-
 def _chat(args: argparse.Namespace) -> int:
-    from bot.console import run_chat
+    from bot.console.chat import run_chat
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     if not args.verbose:
         # An interactive chat: INFO logs (migrations, model loading) would interleave with it.
         logging.getLogger().setLevel(logging.WARNING)
@@ -85,17 +73,16 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from bot.app import run_serve
+    from bot.serve import run_serve
 
-    settings = _settings(args)
-    asyncio.run(run_serve(settings))
+    asyncio.run(run_serve(settings_from_args(args)))
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from bot.export import ExportError, parse_since
+    from bot.export.rows import ExportError, parse_since
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     since = parse_since(args.since)
     path = settings.storage.path
     if not path.is_file():
@@ -103,8 +90,9 @@ def _export(args: argparse.Namespace) -> int:
     return asyncio.run(_export_async(path, args.format, since, args.output))
 
 
-async def _export_async(path: Path, fmt: str, since, output: Path | None) -> int:  # type: ignore[no-untyped-def]
-    from bot.export import ExportError, collect_rows, write_rows
+async def _export_async(path: Path, fmt: str, since: datetime | None, output: Path | None) -> int:
+    from bot.export.collect import collect_rows
+    from bot.export.rows import ExportError, write_rows
     from bot.storage import Storage
 
     async with await Storage.open(path) as storage:

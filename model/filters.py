@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from model.prompt import normalise_text
+from model.text import clean_text
 
 _WORD = re.compile(r"[\w']+", re.UNICODE)
 ECHO_THRESHOLD = 0.6
@@ -17,7 +17,7 @@ ECHO_THRESHOLD = 0.6
 
 def words(text: str) -> list[str]:
     """Lower-cased word tokens, punctuation dropped."""
-    return [w.lower() for w in _WORD.findall(normalise_text(text))]
+    return [w.lower() for w in _WORD.findall(clean_text(text))]
 
 
 def echo_ratio(setup: str, reply: str) -> float:

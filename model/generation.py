@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from config.settings import ModelSettings
 from model.filters import dedupe_key, is_empty, keep_candidate
-from model.prompt import normalise_text
+from model.text import clean_text
 from model.types import GenerationError, InvalidSetup, Punchline
 
 MAX_N = 16  # punchlines one request may ask for
@@ -70,7 +70,7 @@ def check_request(setup: str, n: int, max_setup_chars: int) -> str:
         raise InvalidSetup(f"a setup must be text, not {type(setup).__name__}")
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_N:
         raise InvalidSetup(f"n must be a whole number from 1 to {MAX_N} (got {n!r})")
-    text = normalise_text(setup)
+    text = clean_text(setup)
     if not text:
         raise InvalidSetup("the setup is empty: send a question to answer with a punchline")
     if len(text) > max_setup_chars:
@@ -101,4 +101,4 @@ def rank_candidates(
                 kept.append(c)
     if not kept:
         raise GenerationError("the model produced only empty replies; try another setup")
-    return [Punchline(normalise_text(c.text), version, float(c.score)) for c in kept[:n]]
+    return [Punchline(clean_text(c.text), version, float(c.score)) for c in kept[:n]]

@@ -1,4 +1,5 @@
-"""Fixtures shared by every test package.
+"""Fixtures shared by every test package: the injected dependencies (`clock`, `storage`,
+`generator`, `settings`), defined once here, and the reference data.
 
 Tests that need the real tokenizer or joke data read their location from
 `PUNCHLINE_SHARED_DATA` and skip with a reason when it is unset (CI always sets it).
@@ -7,9 +8,15 @@ Tests that need the real tokenizer or joke data read their location from
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+from bot.clock import ManualClock
+from bot.storage import Storage
+from config.settings import Settings
+from tests.fakes.generator import FakeGenerator
 
 SHARED_DATA_ENV = "PUNCHLINE_SHARED_DATA"
 
@@ -22,6 +29,39 @@ def _shared_data_dir() -> Path | None:
     if not (path / "flan-t5-large" / "tokenizer.json").is_file():
         raise RuntimeError(f"{SHARED_DATA_ENV}={value} does not hold flan-t5-large/tokenizer.json")
     return path
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock that moves only when a test says so."""
+    return ManualClock()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "bot.db"
+
+
+@pytest.fixture
+async def storage(db_path: Path) -> AsyncIterator[Storage]:
+    """A real SQLite file in the test's temporary folder."""
+    opened = await Storage.open(db_path)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+def generator() -> FakeGenerator:
+    """A scripted generator that answers "Because it was there." until told otherwise."""
+    return FakeGenerator()
+
+
+@pytest.fixture
+def settings(db_path: Path) -> Settings:
+    """Default settings with the test's database (built directly: no environment, no .env)."""
+    return Settings(storage={"path": db_path})
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pytest
 
 from bot.cli import main
 from bot.clock import ManualClock
-from bot.core import BotCore
+from bot.core.service import BotCore
 from bot.storage import Storage
 from bot.types import ChatKind, ChatRef, IncomingSetup, MessageRef, Platform, Rating, UserRef
 from config.settings import Settings
@@ -37,10 +37,11 @@ async def _rated_database(path: Path) -> None:
             gen.answer_with(punchline)
             reply = await core.handle_setup(IncomingSetup(CHAT, PEOPLE[n], f"Setup number {n}?", True))
             assert reply is not None and reply.reply_id is not None
-            await core.reply_sent(reply.reply_id, MessageRef(CHAT, str(100 + n)))
+            ref = MessageRef(CHAT, str(100 + n))
+            await core.reply_sent(reply.reply_id, ref)
             for person, rating in zip(PEOPLE, ratings):
                 if rating is not None:
-                    await core.rate(reply.reply_id, person, rating)
+                    await core.ratings.rate(ref, person, rating)
             clock.advance(60)
 
 

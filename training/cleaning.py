@@ -1,6 +1,6 @@
 """Cleaning read jokes into training pairs.
 
-Whitespace is trimmed and collapsed with `model.prompt.normalise_text` (the fast T5 tokenizer
+Whitespace is trimmed and collapsed with `model.text.clean_text` (the fast T5 tokenizer
 otherwise adds a stray token before `</s>`), Reddit "Edit:" notes are cut off the answer, and
 rows are dropped for: an empty question, an empty answer (also one that was only an edit note),
 an answer over the length limit, or a (question, answer) pair seen before (ignoring case). A question that
@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from model.prompt import normalise_text
+from model.text import clean_text
 from training.readers import Joke
 
 DEFAULT_MAX_ANSWER_CHARS = 200
@@ -58,9 +58,9 @@ def clean_jokes(
     report = CleaningReport(kept=[])
     seen: set[tuple[str, str]] = set()
     for joke in jokes:
-        question = normalise_text(joke.question)
-        answer = normalise_text(joke.answer)
-        stripped = normalise_text(strip_edit_note(answer))
+        question = clean_text(joke.question)
+        answer = clean_text(joke.answer)
+        stripped = clean_text(strip_edit_note(answer))
         if stripped != answer:
             report.edit_notes_removed += 1
             answer = stripped

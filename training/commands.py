@@ -10,19 +10,14 @@ import argparse
 from pathlib import Path
 
 from config.errors import PunchlineError
+from config.flags import add_flags, settings_from_args
 
 EXIT_INTERRUPTED = 130
 
 
-def _default_base_model() -> str:
-    """`PUNCHLINE_MODEL__BASE` (settings.model.base), the default of every --base-model."""
-    from config import load_settings
-
-    return load_settings().model.base
-
-
 def _base_model(args: argparse.Namespace) -> str:
-    return args.base_model or _default_base_model()
+    """--base-model, else PUNCHLINE_MODEL__BASE (settings.model.base)."""
+    return settings_from_args(args).model.base
 
 
 def _positive_int(text: str) -> int:
@@ -42,16 +37,7 @@ def _modules(text: str) -> tuple[str, ...]:
     return names
 
 
-def _add_base_model(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--base-model",
-        metavar="ID_OR_DIR",
-        help="hub id or local directory of the base model (default: PUNCHLINE_MODEL__BASE, "
-        "google/flan-t5-large)",
-    )
-
-
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add this package's sub-commands to the `punchline` parser."""
     data = sub.add_parser("data", help="inspect joke data files")
     data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
@@ -60,13 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     stats.add_argument("path", type=Path, help="CSV, JSON(L) or rJokes TSV(.gz) joke file")
     stats.add_argument("--tokenizer", metavar="ID_OR_DIR", help="tokenizer for the token lengths")
-    _add_base_model(stats)
+    add_flags(stats, "base_model")
     stats.add_argument("--max-answer-chars", type=_positive_int, default=200)
     stats.set_defaults(handler=_stats)
 
     train = sub.add_parser("train", help="train a LoRA adapter on a joke file")
     train.add_argument("--data", type=Path, required=True, help="joke file (see `data stats`)")
-    _add_base_model(train)
+    add_flags(train, "base_model")
     train.add_argument("--output", type=Path, help="adapter directory to write (not needed with --dry-run)")
     train.add_argument("--epochs", type=float, default=5)
     train.add_argument("--batch-size", type=_positive_int, default=8, help="per device (default 8)")
@@ -90,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.set_defaults(handler=_train)
 
     compare = sub.add_parser("compare", help="Markdown table: setup | original | base model | tuned")
-    _add_base_model(compare)
+    add_flags(compare, "base_model")
     compare.add_argument("--adapter", type=Path, required=True, help="adapter directory from `punchline train`")
     compare.add_argument("--data", type=Path, help="joke file with the original punchlines")
     compare.add_argument("--setups", type=Path, help="file with one setup per line (default: the write-up's eight)")
@@ -98,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     compare.set_defaults(handler=_compare)
 
     evaluate = sub.add_parser("eval", help="score base model and adapter on the test split")
-    _add_base_model(evaluate)
+    add_flags(evaluate, "base_model")
     evaluate.add_argument("--adapter", type=Path, required=True)
     evaluate.add_argument("--data", type=Path, required=True)
     evaluate.add_argument("--output-dir", type=Path, help="where eval.json and eval.md go (default: the adapter directory)")
@@ -111,7 +97,7 @@ def _stats(args: argparse.Namespace) -> int:
     from training.stats import data_stats, format_stats
 
     explicit = args.tokenizer or args.base_model
-    tokenizer = explicit or _default_base_model()
+    tokenizer = explicit or _base_model(args)
     result = data_stats(args.path, tokenizer, max_answer_chars=args.max_answer_chars, required=bool(explicit))
     print(format_stats(result))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.prompt import normalise_text
+from model.text import clean_text
 from training.cleaning import strip_edit_note
 from training.errors import DataError
 from training.split import question_key
@@ -55,7 +55,7 @@ def _originals(data: Path | None, wanted: dict[str, str | None]) -> dict[str, st
             continue
         exact = wanted[key] is not None and joke.id == wanted[key]
         if key not in found or (exact and not found[key][0]):
-            found[key] = (exact, normalise_text(strip_edit_note(normalise_text(joke.answer))))
+            found[key] = (exact, clean_text(strip_edit_note(clean_text(joke.answer))))
     return {k: answer for k, (_, answer) in found.items()}
 
 
@@ -68,7 +68,7 @@ def load_setups(setups_file: Path | None, data: Path | None) -> list[SetupRow]:
             raise DataError(f"setups file {setups_file} does not exist") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise DataError(f"cannot read setups file {setups_file}: {exc}") from None
-        questions = [normalise_text(line) for line in lines if normalise_text(line)]
+        questions = [clean_text(line) for line in lines if clean_text(line)]
         if not questions:
             raise DataError(f"setups file {setups_file} has no setups (one per line)")
         wanted: dict[str, str | None] = {question_key(q): None for q in questions}
@@ -82,7 +82,7 @@ def load_setups(setups_file: Path | None, data: Path | None) -> list[SetupRow]:
 def _cell(text: str | None) -> str:
     if text is None:
         return MISSING
-    text = normalise_text(text).replace("|", "\\|")
+    text = clean_text(text).replace("|", "\\|")
     return text or "(empty)"
 
 

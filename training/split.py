@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from model.prompt import normalise_text
+from model.text import clean_text
 from training.readers import Joke
 
 TRAIN, VALIDATION, TEST = "train", "validation", "test"
@@ -32,7 +32,7 @@ class Split:
 
 def question_key(question: str) -> str:
     """The identity of a setup: normalised and case-folded."""
-    return normalise_text(question).casefold()
+    return clean_text(question).casefold()
 
 
 def bucket(question: str) -> float:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.prompt import DEFAULT_TEMPLATE, normalise_text
+from model.prompt import DEFAULT_TEMPLATE
+from model.text import clean_text
 from model.types import ModelLoadError
 from training.cleaning import DEFAULT_MAX_ANSWER_CHARS
 from training.dataset import PreparedData, prepare_data
@@ -55,8 +56,8 @@ def data_stats(
     kept = data.cleaning.kept
     lengths = (
         _lengths("prompt", token_lengths(tokenizer, prompts_of(kept, template))),
-        _lengths("question", token_lengths(tokenizer, [normalise_text(j.question) for j in kept])),
-        _lengths("answer", token_lengths(tokenizer, [normalise_text(j.answer) for j in kept])),
+        _lengths("question", token_lengths(tokenizer, [clean_text(j.question) for j in kept])),
+        _lengths("answer", token_lengths(tokenizer, [clean_text(j.answer) for j in kept])),
     )
     return DataStats(data, tokenizer_name, lengths)
 

@@ -1,6 +1,6 @@
 """Turning jokes into model inputs: prompt -> input ids, punchline -> labels padded with -100.
 
-Every text goes through `model.prompt.build_prompt`/`normalise_text` first (the same template as
+Every text goes through `model.prompt.build_prompt`/`clean_text` first (the same template as
 inference, DESIGN decision 1). Maximum lengths default to a high percentile of the data's own
 token lengths, so a rare very long joke does not set the padding for everyone.
 """
@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from model.prompt import build_prompt, normalise_text
+from model.prompt import build_prompt
+from model.text import clean_text
 from training.readers import Joke
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def choose_max_lengths(
 
     return MaxLengths(
         source=pick(source, prompts_of(jokes, template)),
-        target=pick(target, [normalise_text(j.answer) for j in jokes]),
+        target=pick(target, [clean_text(j.answer) for j in jokes]),
     )
 
 
@@ -84,7 +85,7 @@ def encode_jokes(
         return []
     sources = tokenizer(prompts_of(jokes, template), max_length=lengths.source, truncation=True)
     targets = tokenizer(
-        text_target=[normalise_text(j.answer) for j in jokes],
+        text_target=[clean_text(j.answer) for j in jokes],
         max_length=lengths.target,
         truncation=True,
     )

@@ -1,3 +1,8 @@
 """Joke battles: a group game (Quiplash-style) where people and the bot answer one setup and the
-chat votes. `service.BattleService` runs it; `telegram_ui` and `discord_ui` plug it into the
-front-ends; `export` turns finished rounds into training rows."""
+chat votes. Platform-free: no chat library is imported here.
+
+`service.BattleService` is the way in (the commands front-ends call); `rounds` changes phases,
+`timers` decides when; `state` and `scoring` are the rules as pure functions; `views` the
+messages; `player` the bot as a contestant; `pool` the setups; `elo` the version ratings;
+`export` the training rows. Each front-end's battle UI lives with that front-end.
+"""

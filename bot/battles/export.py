@@ -1,11 +1,10 @@
-"""Battle results for `punchline ratings export` (a row source of `bot.export`).
+"""Battle results for `punchline ratings export` (a row source of `bot.export.collect`).
 
-`battle_rows(storage, since)` gives the full typed rows (`ExportEntryRow`: setup, every entry
-with its author kind — person, bot with its adapter version, classic — its votes, points and
-whether it won). `export_rows(storage, since)` turns them into `bot.export.ExportRow`s of kind
-"battle": `version` is the adapter version for the bot, "human" for people, "classic" for the
-corpus punchline; funniness is the entry's share of the round's votes; `funny` its votes and
-`not_funny` the votes that went elsewhere.
+`battle_rows(storage, since)` turns every entry of every finished round
+(`storage.battle_results.export_rows`) into an `ExportRow` of kind "battle": `version` is the
+adapter version for the bot, "human" for people, "classic" for the corpus punchline; funniness
+is the entry's share of the round's votes; `funny` its votes and `not_funny` the votes that
+went elsewhere.
 """
 
 from __future__ import annotations
@@ -13,22 +12,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.battles.models import AuthorKind
-from bot.battles.store import BattleStore, ExportEntryRow
-from bot.export import ExportRow
+from bot.export.rows import ExportRow
 from bot.storage import Storage
 
 HUMAN_VERSION = "human"
 CLASSIC_VERSION = "classic"
 
 
-async def battle_rows(storage: Storage, since: datetime | None = None) -> list[ExportEntryRow]:
-    """Every entry of every round finished at or after `since`, round by round."""
-    return await BattleStore(storage).export_rows(since)
-
-
-async def export_rows(storage: Storage, since: datetime | None = None) -> list[ExportRow]:
+async def battle_rows(storage: Storage, since: datetime | None = None) -> list[ExportRow]:
     """Battle entries as export rows (kind "battle"), one per entry of a finished round."""
-    rows = await battle_rows(storage, since)
+    rows = await storage.battle_results.export_rows(since)
     totals: dict[int, int] = {}
     for row in rows:
         totals[row.battle_id] = totals.get(row.battle_id, 0) + row.votes
@@ -64,5 +57,3 @@ async def export_rows(storage: Storage, since: datetime | None = None) -> list[E
         )
     return out
 
-
-__all__ = ["battle_rows", "export_rows", "ExportEntryRow"]

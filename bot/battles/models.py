@@ -28,7 +28,6 @@ class Phase(StrEnum):
         return self in (Phase.ENTRY, Phase.VOTING)
 
 
-
 class AuthorKind(StrEnum):
     """Who wrote an entry."""
 
@@ -194,6 +193,16 @@ class Answer:
     text: str
     ok: bool = True
     reason: RefusalReason | None = None  # why, for refusals
+    replaced: bool = False  # an accepted entry that replaced the person's earlier one
+
+
+@dataclass(frozen=True, slots=True)
+class EntryForm:
+    """What an entry form (Discord's modal) shows: the round, its setup, the longest entry."""
+
+    battle_id: int
+    setup: str
+    max_chars: int
 
 
 # --- views: what an announcer renders -------------------------------------------------------
@@ -208,7 +217,7 @@ class ButtonKind(StrEnum):
 class ViewButton:
     kind: ButtonKind
     label: str
-    payload: str  # the callback data / custom id
+    payload: str  # the callback data / custom id (bot.payloads)
     battle_id: int
 
 
@@ -220,44 +229,10 @@ class View:
     buttons: tuple[ViewButton, ...] = ()
 
 
-# --- button payloads --------------------------------------------------------------------------
+# --- deep links ----------------------------------------------------------------------------
 
-PAYLOAD_PREFIX = "battle:"
-_VOTE = re.compile(r"battle:([1-9][0-9]{0,17}):vote:([1-9][0-9]{0,2})")
-_ENTER = re.compile(r"battle:([1-9][0-9]{0,17}):enter")
 DEEP_LINK_PREFIX = "battle_"
 _DEEP_LINK = re.compile(r"battle_([1-9][0-9]{0,17})")
-
-
-@dataclass(frozen=True, slots=True)
-class VotePayload:
-    battle_id: int
-    position: int
-
-
-@dataclass(frozen=True, slots=True)
-class EnterPayload:
-    battle_id: int
-
-
-def vote_payload(battle_id: int, position: int) -> str:
-    """`battle:<id>:vote:<ballot position>`; positions, not entry ids, so ids reveal nothing."""
-    return f"{PAYLOAD_PREFIX}{battle_id}:vote:{position}"
-
-
-def enter_payload(battle_id: int) -> str:
-    return f"{PAYLOAD_PREFIX}{battle_id}:enter"
-
-
-def parse_payload(data: str | None) -> VotePayload | EnterPayload | None:
-    """A button payload, or None when it is not a well-formed battle payload (forged, stale)."""
-    if not data:
-        return None
-    if match := _VOTE.fullmatch(data):
-        return VotePayload(int(match.group(1)), int(match.group(2)))
-    if match := _ENTER.fullmatch(data):
-        return EnterPayload(int(match.group(1)))
-    return None
 
 
 def deep_link_argument(battle_id: int) -> str:

@@ -84,9 +84,9 @@ class BotPlayer:
     async def record_reply(self, battle: Battle, punchline: BotPunchline) -> int:
         """The punchline as a core reply (its request: the setup, asked by the starter)."""
         now = self.clock.now()
-        request_id = await self.storage.add_request(battle.chat, battle.starter, battle.setup, None, now)
-        reply_id = await self.storage.add_reply(
+        request_id = await self.storage.requests.add(battle.chat, battle.starter, battle.setup, None, now)
+        reply_id = await self.storage.requests.add_reply(
             request_id, battle.chat, punchline.text, punchline.version, punchline.score, now
         )
-        await self.storage.finish_request(request_id, "answered", now, detail=f"battle {battle.id}")
+        await self.storage.requests.finish(request_id, "answered", now, detail=f"battle {battle.id}")
         return reply_id

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.battles.scoring import same_text_key
-from bot.battles.state import clean_text
+from model.text import clean_text
 from config.errors import PunchlineError
 
 log = logging.getLogger(__name__)

@@ -11,16 +11,13 @@ are tested with plain values and no sleeping.
 from __future__ import annotations
 
 import random
-import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.battles.models import AuthorKind, Battle, Entry, Phase, RefusalReason
 from bot.types import UserRef
-
-_SPACE = re.compile(r"\s+")
+from model.text import clean_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,17 +36,6 @@ class EntryClose:
     vote_deadline: datetime | None
     positions: dict[int, int]  # entry id → 1-based ballot position (empty for TOO_FEW)
     players: int
-
-
-def clean_text(text: str) -> str:
-    """NFC, control characters dropped, whitespace collapsed, trimmed."""
-    text = unicodedata.normalize("NFC", text)
-    text = "".join(
-        " " if ch.isspace() else ch
-        for ch in text
-        if ch.isspace() or not unicodedata.category(ch).startswith("C")
-    )
-    return _SPACE.sub(" ", text).strip()
 
 
 def clean_entry(text: str | None, max_chars: int) -> str | Refusal:

@@ -18,10 +18,9 @@ from bot.battles.models import (
     RoundResult,
     View,
     ViewButton,
-    enter_payload,
-    vote_payload,
 )
-from bot.battles.store import BotTally, LeaderRow
+from bot.payloads import EnterPayload, VotePayload, encode
+from bot.storage.battle_results import BotTally, LeaderRow
 from bot.types import Platform
 
 
@@ -63,7 +62,7 @@ def entry_view(battle: Battle, entries: Sequence[Entry], now: datetime, max_char
             _players_line(entries),
         ]
     )
-    button = ViewButton(ButtonKind.ENTER, label, enter_payload(battle.id), battle.id)
+    button = ViewButton(ButtonKind.ENTER, label, encode(EnterPayload()), battle.id)
     return View(text, (button,))
 
 
@@ -92,7 +91,7 @@ def ballot_view(battle: Battle, entries: Sequence[Entry], now: datetime) -> View
         f"voting closes in {span((battle.vote_deadline - now).total_seconds())}.",
     ]
     buttons = tuple(
-        ViewButton(ButtonKind.VOTE, f"Vote {e.position}", vote_payload(battle.id, e.position), battle.id)
+        ViewButton(ButtonKind.VOTE, f"Vote {e.position}", encode(VotePayload(e.position)), battle.id)
         for e in ordered
         if e.position is not None
     )

@@ -19,8 +19,8 @@ import simcord
 
 from bot.battles.models import Phase
 from bot.battles.service import BattleService
-from bot.core import BotCore
-from bot.discord_bot import PunchlineDiscord, build_client
+from bot.core.service import BotCore
+from bot.discord.client import PunchlineDiscord, build_client
 from bot.storage import Storage
 from config.settings import Settings, load_settings
 from tests.fakes.discord_sim import DiscordWorld, simulated_discord
@@ -58,7 +58,7 @@ class Bot:
         """A fresh client, core and battle service over the same database (a new process)."""
         generator = FakeGenerator([BOT_LINE], version="v1")
         core = BotCore(self.settings, self.storage, generator, self.clock)
-        self.service = BattleService(self.settings, self.storage, generator, self.clock, core=core)
+        self.service = BattleService(self.settings, self.storage, generator, self.clock, core.access)
         return build_client(self.settings, core, self.service)
 
 
@@ -115,7 +115,7 @@ async def posted(world: DiscordWorld, text: str, timeout: float = 30.0) -> disco
 
 
 async def enter(actor: simcord.MemberActor, announcement: discord.Message, battle_id: int, text: str) -> str:
-    shown = await actor.click(announcement, custom_id=f"battle:{battle_id}:enter")
+    shown = await actor.click(announcement, custom_id="1:enter")
     assert shown.modal is not None, shown
     done = await actor.submit_modal(shown, {"punchline": text})
     assert done.response is not None
@@ -123,7 +123,7 @@ async def enter(actor: simcord.MemberActor, announcement: discord.Message, battl
 
 
 async def vote(actor: simcord.MemberActor, ballot: discord.Message, battle_id: int, entry: str) -> str:
-    result = await actor.click(ballot, custom_id=f"battle:{battle_id}:vote:{position_of(ballot, entry)}")
+    result = await actor.click(ballot, custom_id=f"1:vote:{position_of(ballot, entry)}")
     assert result.response is not None and result.ephemeral
     return result.response.content
 
@@ -144,7 +144,7 @@ async def test_a_whole_round_in_a_channel(bot: Bot, world: DiscordWorld) -> None
     announcement = bot_message_with(world, "Joke battle #1")
     assert "carol" in announcement.content and "Straw" not in announcement.content
 
-    slow = await dave.click(announcement, custom_id="battle:1:enter")  # opened in time...
+    slow = await dave.click(announcement, custom_id="1:enter")  # opened in time...
     await world.env.advance_time(ENTRY_S)
     too_late = await dave.submit_modal(slow, {"punchline": "Sent after the deadline"})
     assert "Too late" in said(too_late)  # ...sent too late
@@ -170,18 +170,18 @@ async def test_a_whole_round_in_a_channel(bot: Bot, world: DiscordWorld) -> None
     board = await carol.slash(world.channel, "leaderboard")
     assert said(board).splitlines()[1] == "1. bob: 600 points, 1 win in 1 round"
     assert bot.service is not None
-    battle = await bot.service.store.get(1)
+    battle = await bot.service.storage.battles.get(1)
     assert battle is not None and battle.phase is Phase.FINISHED
 
 
 async def test_forged_buttons_and_cancel(bot: Bot, world: DiscordWorld) -> None:
     alice, bob = world.member("alice"), world.member("bob")
     await alice.slash(world.channel, "battle", setup=SETUP)
-    planted = await world.plant_bot_message(world.channel, "old", ["battle:1:vote:9", "battle:nonsense"])
-    first = await bob.click(planted, custom_id="battle:1:vote:9")
-    assert first.response is not None and "hasn't started" in first.response.content
+    planted = await world.plant_bot_message(world.channel, "old", ["1:vote:9", "battle:nonsense"])
+    first = await bob.click(planted, custom_id="1:vote:9")  # a vote button on no round's message
+    assert first.response is not None and "isn't valid" in first.response.content
     second = await bob.click(planted, custom_id="battle:nonsense")
-    assert second.response is not None and "isn't valid" in second.response.content
+    assert second.response is not None and "doesn't work any more" in second.response.content
     refused = await bob.slash(world.channel, "cancel")
     assert refused.response is not None and "Only alice" in refused.response.content
     done = await alice.slash(world.channel, "cancel")

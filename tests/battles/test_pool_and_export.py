@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.battles.export import battle_rows, export_rows
+from bot.battles.export import battle_rows
 from bot.battles.models import AuthorKind, RefusalReason, SetupSource
 from bot.battles.pool import SetupPool, SetupPoolError
-from bot.battles.service import create_battle_service
-from bot.battles.stats import battle_stats_text
+from bot.battles.service import BattleService
+from bot.core.access import Access
 from bot.clock import ManualClock
-from bot.export import collect_rows
+from bot.export.collect import collect_rows
 from bot.storage import Storage
 from bot.types import ChatKind, ChatRef, Platform, UserRef
 from config.settings import load_settings
@@ -100,7 +100,7 @@ async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
 
 async def test_missing_setup_file_refuses_the_round_kindly(tmp_path: Path, storage: Storage) -> None:
     settings = load_settings(battles={"setups": str(tmp_path / "missing.csv")})
-    service = create_battle_service(settings, storage, FakeGenerator(), ManualClock())
+    service = BattleService(settings, storage, FakeGenerator(), ManualClock(), Access(settings))
     service.attach(Platform.DISCORD, FakeAnnouncer())
     answer = await service.start(GROUP, ALICE, None)
     assert not answer.ok and answer.reason is RefusalReason.NO_SETUP and "/battle" in answer.text
@@ -111,25 +111,28 @@ async def test_export_rows_and_stats_of_finished_rounds(tmp_path: Path, storage:
     path = write_csv(tmp_path / "jokes.csv", [("Why is six afraid of seven?", "Because seven ate nine.")])
     settings = load_settings(battles={"setups": str(path), "entry_seconds": 10, "vote_seconds": 10})
     clock = ManualClock()
-    service = create_battle_service(settings, storage, VersionedGenerator(("v2", "v1")), clock)
+    service = BattleService(settings, storage, VersionedGenerator(("v2", "v1")), clock, Access(settings))
     announcer = FakeAnnouncer()
     service.attach(Platform.DISCORD, announcer)
-    assert await battle_stats_text(storage, GROUP) == ""  # nothing to show yet
+    assert await service.stats_text(GROUP) == ""  # nothing to show yet
     assert (await service.start(GROUP, ALICE, None)).ok
     await service.settle()
-    [battle] = await service.store.open_battles()
+    [battle] = await storage.battles.open_battles()
     assert (await service.submit(battle.id, ALICE, "Seven is a registered six offender")).ok
     clock.advance(10)
     await service.advance_due()
-    entries = {e.text: e for e in await service.store.entries(battle.id)}
-    await service.vote(battle.id, entries["Seven is a registered six offender"].position, BOB, GROUP)  # type: ignore[arg-type]
-    await service.vote(battle.id, entries["Seven is a registered six offender"].position, DAVE, GROUP)  # type: ignore[arg-type]
-    await service.vote(battle.id, entries["v1 says: because reasons"].position, CAROL, GROUP)  # type: ignore[arg-type]
+    entries = {e.text: e for e in await storage.battles.entries(battle.id)}
+    voting = await storage.battles.get(battle.id)
+    assert voting is not None and voting.vote_message_id is not None
+    ballot = voting.vote_message_id
+    await service.vote(GROUP, ballot, entries["Seven is a registered six offender"].position, BOB)  # type: ignore[arg-type]
+    await service.vote(GROUP, ballot, entries["Seven is a registered six offender"].position, DAVE)  # type: ignore[arg-type]
+    await service.vote(GROUP, ballot, entries["v1 says: because reasons"].position, CAROL)  # type: ignore[arg-type]
     clock.advance(10)
     await service.advance_due()
     await service.close()
 
-    rows = await battle_rows(storage)
+    rows = await storage.battle_results.export_rows()
     assert {(r.author_kind, r.version, r.votes, r.points, r.won) for r in rows} == {
         (AuthorKind.PERSON, None, 2, 767, True),
         (AuthorKind.BOT, "v1", 1, 333, False),
@@ -137,7 +140,7 @@ async def test_export_rows_and_stats_of_finished_rounds(tmp_path: Path, storage:
         (AuthorKind.CLASSIC, None, 0, 0, False),
     }
     assert all(r.setup == "Why is six afraid of seven?" and r.setup_source is SetupSource.POOL for r in rows)
-    assert await battle_rows(storage, since=clock.now() + timedelta(seconds=1)) == []
+    assert await storage.battle_results.export_rows(since=clock.now() + timedelta(seconds=1)) == []
 
     exported = {r.punchline: r for r in await collect_rows(storage, None) if r.kind == "battle"}
     assert set(exported) == {e for e in entries}
@@ -149,13 +152,13 @@ async def test_export_rows_and_stats_of_finished_rounds(tmp_path: Path, storage:
     assert exported["Because seven ate nine."].version == "classic"
     assert exported["v2 says: because reasons"].funniness == 0.0
     # the bot's entry is a rated reply too: Carol's vote counted as "funny"
-    replies = {r.punchline: r for r in await export_rows(storage) if r.kind == "battle"}
+    replies = {r.punchline: r for r in await battle_rows(storage) if r.kind == "battle"}
     assert replies.keys() == exported.keys()
     reply_rows = [r for r in await collect_rows(storage, None) if r.kind == "reply"]
     assert [(r.punchline, r.funny, r.setup) for r in reply_rows] == [
         ("v1 says: because reasons", 1, "Why is six afraid of seven?")
     ]
 
-    stats = await battle_stats_text(storage, GROUP)
+    stats = await service.stats_text(GROUP)
     assert "people won 1, the bot won 0, 0 tied" in stats
     assert stats.index("v1:") < stats.index("v2:")  # v1 beat v2 (1 vote to 0)

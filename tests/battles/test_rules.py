@@ -13,17 +13,10 @@ from bot.battles.models import (
     AuthorKind,
     Battle,
     BotOutcome,
-    EnterPayload,
     Entry,
     Phase,
     RefusalReason,
     SetupSource,
-    VotePayload,
-    deep_link_argument,
-    enter_payload,
-    parse_deep_link,
-    parse_payload,
-    vote_payload,
 )
 from bot.battles.scoring import ScoringRules, bot_outcome, identical_ids, score_round
 from bot.types import ChatKind, ChatRef, Platform, UserRef
@@ -187,21 +180,6 @@ def test_cancel_by_the_starter_or_an_admin_only() -> None:
     nothing = state.check_cancel(battle(Phase.FINISHED), ALICE, privileged=True)
     assert nothing is not None and nothing.reason is RefusalReason.NOTHING_RUNNING
     assert state.check_cancel(None, ALICE, True) is not None
-
-
-# -- payloads ----------------------------------------------------------------------------------
-
-
-def test_payloads_round_trip_and_forgeries_are_rejected() -> None:
-    assert parse_payload(vote_payload(12, 3)) == VotePayload(12, 3)
-    assert parse_payload(enter_payload(12)) == EnterPayload(12)
-    for forged in ["", None, "battle:12:vote:", "battle:x:vote:1", "battle:12:vote:1:extra",
-                   "battle:-1:vote:1", "battle:12:vote:0", "rate:1:funny", "battle:12:vote:99999",
-                   "battle:12:enter ", "battle:012:vote:1"]:
-        assert parse_payload(forged) is None, forged
-    assert len(vote_payload(10**17, 999).encode()) <= 64  # Telegram's callback_data limit
-    assert parse_deep_link(deep_link_argument(5)) == 5
-    assert parse_deep_link("battle_") is None and parse_deep_link("hello") is None
 
 
 # -- scoring -----------------------------------------------------------------------------------

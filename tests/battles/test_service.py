@@ -10,15 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from bot.battles.models import AuthorKind, ButtonKind, Phase, RefusalReason, parse_payload
+from bot.battles.models import Answer, AuthorKind, ButtonKind, Phase, RefusalReason
+from bot.payloads import decode
 from bot.battles.pool import PoolSetup, SetupPool
 from bot.battles.service import BattleService
 from bot.clock import ManualClock
-from bot.core import BotCore
+from bot.core.service import BotCore
 from bot.storage import Storage
 from bot.types import ChatKind, ChatRef, Platform, UserRef
 from config.settings import Settings, load_settings
 from model.types import WorkerBusy
+from tests.helpers import db
 from tests.battles.helpers import FakeAnnouncer, VersionedGenerator
 from tests.fakes.generator import FakeGenerator
 
@@ -54,6 +56,13 @@ class World:
         self.core = BotCore(self.settings, self.storage, self.generator, self.clock)
         self.service = make_service(self)
 
+    async def vote(self, battle_id: int, position: int, voter: UserRef, chat: ChatRef = GROUP) -> Answer:
+        """Press vote button `position` on the round's ballot (its announcement before voting),
+        as seen in `chat`."""
+        battle = await self.storage.battles.get(battle_id)
+        message_id = (battle.vote_message_id or battle.entry_message_id) if battle else None
+        return await self.service.vote(chat, message_id or "0", position, voter)
+
     def ballot_position(self, text: str) -> int:
         ballot = self.announcer.find("vote for the funniest")[-1]
         line = next(l for l in ballot.view.text.splitlines() if l.endswith(text))
@@ -62,7 +71,7 @@ class World:
 
 def make_service(w: World, pool: SetupPool | None = None) -> BattleService:
     service = BattleService(
-        w.settings, w.storage, w.generator, w.clock, pool, core=w.core, rng=random.Random(3)
+        w.settings, w.storage, w.generator, w.clock, w.core.access, pool=pool, rng=random.Random(3)
     )
     service.attach(Platform.TELEGRAM, w.announcer)
     return service
@@ -90,7 +99,7 @@ async def start(w: World, setup: str | None = SETUP, user: UserRef = ALICE) -> i
     answer = await w.service.start(GROUP, user, setup)
     assert answer.ok, answer.text
     await w.service.settle()
-    battle = await w.service.store.open_in_chat(GROUP.platform, GROUP.chat_id)
+    battle = await w.service.storage.battles.open_in_chat(GROUP.platform, GROUP.chat_id)
     assert battle is not None
     return battle.id
 
@@ -117,14 +126,14 @@ async def test_start_announces_the_setup_with_an_entry_button_and_the_bot_plays(
     assert SETUP in announcement.view.text and f"#{battle_id}" in announcement.view.text
     assert [b.kind for b in announcement.buttons] == [ButtonKind.ENTER]
     assert world.generator.calls[0].setup == SETUP
-    entries = await world.service.store.entries(battle_id)
+    entries = await world.service.storage.battles.entries(battle_id)
     assert [(e.kind, e.text, e.version) for e in entries] == [(AuthorKind.BOT, BOT_LINE, "v1")]
     # the bot joining shows in the announcement, its text does not
     assert "the bot" in announcement.text and BOT_LINE not in announcement.text
     # its entry is a core reply (with the setup), so votes can rate it
-    reply = await world.storage.get_reply(entries[0].reply_id)  # type: ignore[arg-type]
+    reply = await db.get_reply(world.storage, entries[0].reply_id)  # type: ignore[arg-type]
     assert reply is not None and reply.text == BOT_LINE and reply.version == "v1"
-    battle = await world.service.store.get(battle_id)
+    battle = await world.service.storage.battles.get(battle_id)
     assert battle is not None and battle.entry_message_id == announcement.message_id
 
 
@@ -155,17 +164,17 @@ async def test_pool_setups_skip_recent_ones_and_bring_the_classic(world: World) 
     seen = []
     for _ in range(2):
         battle_id = await start(world, None)
-        battle = await world.service.store.get(battle_id)
+        battle = await world.service.storage.battles.get(battle_id)
         assert battle is not None
         seen.append(battle.setup)
-        entries = await world.service.store.entries(battle_id)
+        entries = await world.service.storage.battles.entries(battle_id)
         classic = [e for e in entries if e.kind is AuthorKind.CLASSIC]
         assert [c.text for c in classic] == [battle.setup.replace("Setup", "Classic").replace("?", ".")]
         assert (await world.service.cancel(GROUP, ALICE)).ok
     assert sorted(seen) == ["Setup one?", "Setup two?"]  # the second round avoided the first's
     # a typed setup that is in the corpus brings its classic too
     battle_id = await start(world, "setup   ONE?")
-    kinds = {e.kind for e in await world.service.store.entries(battle_id)}
+    kinds = {e.kind for e in await world.service.storage.battles.entries(battle_id)}
     assert AuthorKind.CLASSIC in kinds
 
 
@@ -174,7 +183,7 @@ async def test_the_classic_stays_out_when_the_setting_is_off(world: World) -> No
     pool = SetupPool(None, setups=[PoolSetup("Setup one?", "Classic one.")])
     world.service = make_service(world, pool)
     battle_id = await start(world, None)
-    assert all(e.kind is not AuthorKind.CLASSIC for e in await world.service.store.entries(battle_id))
+    assert all(e.kind is not AuthorKind.CLASSIC for e in await world.service.storage.battles.entries(battle_id))
 
 
 # -- a whole round -----------------------------------------------------------------------------
@@ -182,7 +191,7 @@ async def test_the_classic_stays_out_when_the_setting_is_off(world: World) -> No
 
 async def test_a_whole_round(world: World) -> None:
     battle_id = await start(world)
-    store = world.service.store
+    store = world.storage.battles
     assert (await world.service.submit(battle_id, ALICE, "He was a born winner")).ok
     assert (await world.service.submit(battle_id, BOB, "Straw poll")).ok
     replaced = await world.service.submit(battle_id, BOB, "He had great straw-tegy")
@@ -202,26 +211,26 @@ async def test_a_whole_round(world: World) -> None:
     assert battle.vote_message_id == ballot.message_id
     assert "Alice" not in ballot.view.text and "Bob" not in ballot.view.text  # unnamed
     assert len(ballot.buttons) == 4
-    payloads = [parse_payload(b.payload) for b in ballot.buttons]
+    payloads = [decode(b.payload) for b in ballot.buttons]
     assert [p.position for p in payloads] == [1, 2, 3, 4]  # type: ignore[union-attr]
 
     alice_pos = world.ballot_position("He was a born winner")
     bot_pos = world.ballot_position(BOT_LINE)
     bob_pos = world.ballot_position("He had great straw-tegy")
-    own = await world.service.vote(battle_id, alice_pos, ALICE, GROUP)
+    own = await world.vote(battle_id, alice_pos, ALICE)
     assert not own.ok and own.reason is RefusalReason.OWN_ENTRY
-    assert (await world.service.vote(battle_id, alice_pos, BOB, GROUP)).ok
-    assert (await world.service.vote(battle_id, alice_pos, CAROL, GROUP)).ok
+    assert (await world.vote(battle_id, alice_pos, BOB)).ok
+    assert (await world.vote(battle_id, alice_pos, CAROL)).ok
     # Dave, an onlooker, votes for the bot, then changes his mind: the funny rating follows
-    assert (await world.service.vote(battle_id, bot_pos, DAVE, GROUP)).ok
+    assert (await world.vote(battle_id, bot_pos, DAVE)).ok
     bot_entry = next(e for e in await store.entries(battle_id) if e.kind is AuthorKind.BOT)
-    ratings = await world.storage.reactions_for(bot_entry.reply_id)  # type: ignore[arg-type]
+    ratings = await db.reactions_for(world.storage, bot_entry.reply_id)  # type: ignore[arg-type]
     assert [(r.source, r.rating, r.funniness) for r in ratings] == [("battle", "funny", 1)]
-    changed = await world.service.vote(battle_id, bob_pos, DAVE, GROUP)
+    changed = await world.vote(battle_id, bob_pos, DAVE)
     assert changed.ok and "changed" in changed.text
-    assert await world.storage.reactions_for(bot_entry.reply_id) == []  # type: ignore[arg-type]
-    assert (await world.service.vote(battle_id, bot_pos, ALICE, GROUP)).ok
-    again = await world.service.vote(battle_id, bot_pos, ALICE, GROUP)
+    assert await db.reactions_for(world.storage, bot_entry.reply_id) == []  # type: ignore[arg-type]
+    assert (await world.vote(battle_id, bot_pos, ALICE)).ok
+    again = await world.vote(battle_id, bot_pos, ALICE)
     assert again.ok and "already" in again.text
 
     world.clock.advance(world.settings.battles.vote_seconds)
@@ -238,7 +247,7 @@ async def test_a_whole_round(world: World) -> None:
     assert "People beat the bot" in text
     assert ballot.buttons == ()  # voting buttons gone
 
-    late = await world.service.vote(battle_id, alice_pos, DAVE, GROUP)
+    late = await world.vote(battle_id, alice_pos, DAVE)
     assert not late.ok and late.reason is RefusalReason.VOTING_OVER
     board = await world.service.leaderboard_text(GROUP)
     lines = board.splitlines()
@@ -258,7 +267,7 @@ async def test_a_whole_round(world: World) -> None:
 async def test_too_few_players_end_the_round_with_a_message(world: World) -> None:
     battle_id = await start(world)
     await to_voting(world)
-    battle = await world.service.store.get(battle_id)
+    battle = await world.service.storage.battles.get(battle_id)
     assert battle is not None and battle.phase is Phase.TOO_FEW
     message = world.announcer.find("is off")[-1].view.text
     assert "1 player entered" in message and "takes 2" in message
@@ -269,14 +278,14 @@ async def test_too_few_players_end_the_round_with_a_message(world: World) -> Non
 
 async def test_late_entries_and_early_votes_are_refused(world: World) -> None:
     battle_id = await start(world)
-    early = await world.service.vote(battle_id, 1, BOB, GROUP)
+    early = await world.vote(battle_id, 1, BOB)
     assert not early.ok and early.reason is RefusalReason.NOT_VOTING
     await world.service.submit(battle_id, BOB, "On time")
     world.clock.advance(60)  # the deadline passed; the timer has not fired yet
     late = await world.service.submit(battle_id, CAROL, "Too late")
     assert not late.ok and late.reason is RefusalReason.ENTRIES_CLOSED
     await world.service.advance_due()
-    texts = {e.text for e in await world.service.store.entries(battle_id)}
+    texts = {e.text for e in await world.service.storage.battles.entries(battle_id)}
     assert "Too late" not in texts and "On time" in texts
 
 
@@ -291,7 +300,7 @@ async def test_bad_entries_are_refused_and_keep_the_earlier_one(world: World) ->
     assert not (await world.service.submit(battle_id, robot, "beep")).ok
     unknown = await world.service.submit(9999, BOB, "Hello")
     assert not unknown.ok and unknown.reason is RefusalReason.UNKNOWN_BATTLE
-    people = [e.text for e in await world.service.store.entries(battle_id) if e.kind is AuthorKind.PERSON]
+    people = [e.text for e in await world.service.storage.battles.entries(battle_id) if e.kind is AuthorKind.PERSON]
     assert people == ["Good one"]
 
 
@@ -299,11 +308,11 @@ async def test_forged_votes_are_refused(world: World) -> None:
     battle_id = await start(world)
     await world.service.submit(battle_id, BOB, "Entry")
     await to_voting(world)
-    other = await world.service.vote(battle_id, 1, CAROL, OTHER_GROUP)  # a payload from elsewhere
+    other = await world.vote(battle_id, 1, CAROL, OTHER_GROUP)  # a payload from elsewhere
     assert not other.ok and other.reason is RefusalReason.UNKNOWN_BATTLE
-    assert not (await world.service.vote(battle_id, 9, CAROL, GROUP)).ok
-    assert not (await world.service.vote(12345, 1, CAROL, GROUP)).ok
-    assert await world.service.store.votes(battle_id) == []
+    assert not (await world.vote(battle_id, 9, CAROL)).ok
+    assert not (await world.vote(12345, 1, CAROL)).ok
+    assert await world.service.storage.battles.votes(battle_id) == []
 
 
 async def test_cancel_by_starter_or_admin_only(world: World) -> None:
@@ -311,7 +320,7 @@ async def test_cancel_by_starter_or_admin_only(world: World) -> None:
     refused = await world.service.cancel(GROUP, BOB)
     assert not refused.ok and refused.reason is RefusalReason.NOT_ALLOWED
     assert (await world.service.cancel(GROUP, ADMIN)).ok  # a bot admin (telegram.admin_ids)
-    battle = await world.service.store.get(battle_id)
+    battle = await world.service.storage.battles.get(battle_id)
     assert battle is not None and battle.phase is Phase.CANCELLED
     assert world.announcer.find("was cancelled by Admin")
     assert world.announcer.posts[0].buttons == ()
@@ -327,25 +336,27 @@ async def test_cancel_by_starter_or_admin_only(world: World) -> None:
 
 
 async def test_platform_errors_never_break_a_round(world: World) -> None:
-    world.announcer.fail = True
+    world.announcer.fail = True  # the announcement, its updates and the results all fail
     battle_id = await start(world)
     await world.service.submit(battle_id, BOB, "Still counts")
+    world.announcer.fail = False  # the ballot gets through: votes need its buttons
     await to_voting(world)
-    assert (await world.service.vote(battle_id, 1, CAROL, GROUP)).ok
+    world.announcer.fail = True
+    assert (await world.vote(battle_id, 1, CAROL)).ok
     world.clock.advance(30)
     await world.service.advance_due()
-    battle = await world.service.store.get(battle_id)
+    battle = await world.service.storage.battles.get(battle_id)
     assert battle is not None and battle.phase is Phase.FINISHED
 
 
 async def test_a_generator_failure_leaves_the_bot_out(world: World) -> None:
     world.generator.fail_next(WorkerBusy("queue full"))
     battle_id = await start(world)
-    assert await world.service.store.entries(battle_id) == []
+    assert await world.service.storage.battles.entries(battle_id) == []
     await world.service.submit(battle_id, BOB, "One")
     await world.service.submit(battle_id, CAROL, "Two")
     await to_voting(world)
-    battle = await world.service.store.get(battle_id)
+    battle = await world.service.storage.battles.get(battle_id)
     assert battle is not None and battle.phase is Phase.VOTING
 
 
@@ -359,7 +370,7 @@ async def test_secret_entries_by_private_message(world: World) -> None:
     taken = await world.service.submit_secret(Platform.TELEGRAM, BOB, "Secret punchline")
     assert taken is not None and taken.ok
     assert await world.service.submit_secret(Platform.TELEGRAM, BOB, "a normal setup?") is None
-    texts = [e.text for e in await world.service.store.entries(battle_id)]
+    texts = [e.text for e in await world.service.storage.battles.entries(battle_id)]
     assert "Secret punchline" in texts
     # a link to a finished or unknown round, or another platform's, is refused
     assert not (await world.service.begin_secret_entry(Platform.TELEGRAM, 999, BOB)).ok
@@ -373,19 +384,19 @@ async def test_secret_entries_by_private_message(world: World) -> None:
 async def test_two_versions_both_play_and_feed_the_elo_table(world: World) -> None:
     await world.restart(VersionedGenerator(("v2", "v1")))
     battle_id = await start(world)
-    bots = [e for e in await world.service.store.entries(battle_id) if e.kind is AuthorKind.BOT]
+    bots = [e for e in await world.service.storage.battles.entries(battle_id) if e.kind is AuthorKind.BOT]
     assert sorted(e.version for e in bots) == ["v1", "v2"]
     await world.service.submit(battle_id, BOB, "Human line")
     await to_voting(world)
-    await world.service.vote(battle_id, world.ballot_position("v2 says: because reasons"), CAROL, GROUP)
-    await world.service.vote(battle_id, world.ballot_position("v2 says: because reasons"), DAVE, GROUP)
-    await world.service.vote(battle_id, world.ballot_position("v1 says: because reasons"), BOB, GROUP)
+    await world.vote(battle_id, world.ballot_position("v2 says: because reasons"), CAROL)
+    await world.vote(battle_id, world.ballot_position("v2 says: because reasons"), DAVE)
+    await world.vote(battle_id, world.ballot_position("v1 says: because reasons"), BOB)
     world.clock.advance(30)
     await world.service.advance_due()
-    table = await world.service.store.elo_table()
+    table = await world.service.storage.battle_results.elo_table()
     assert [(r.version, r.wins, r.losses) for r in table] == [("v2", 1, 0), ("v1", 0, 1)]
     assert table[0].rating > 1000 > table[1].rating
-    text = await world.service.elo_text()
+    text = await world.service.stats_text(GROUP)
     assert text.index("v2") < text.index("v1")
     assert "The bot won" in world.announcer.find("results")[-1].view.text
 
@@ -415,7 +426,7 @@ async def test_restart_during_entry_gives_the_bot_its_entry_if_it_had_none(world
     await world.restart(FakeGenerator(["After restart line"], version="v1"))
     [battle_id] = await world.service.resume()
     await world.service.settle()
-    texts = [e.text for e in await world.service.store.entries(battle_id)]
+    texts = [e.text for e in await world.service.storage.battles.entries(battle_id)]
     assert texts == ["After restart line"]
 
 
@@ -424,10 +435,10 @@ async def test_restart_during_voting_keeps_votes(world: World) -> None:
     await world.service.submit(battle_id, BOB, "Bob's line")
     await to_voting(world)
     bob = world.ballot_position("Bob's line")
-    await world.service.vote(battle_id, bob, CAROL, GROUP)
+    await world.vote(battle_id, bob, CAROL)
     await world.restart()
     await world.service.resume()
-    assert (await world.service.vote(battle_id, bob, DAVE, GROUP)).ok
+    assert (await world.vote(battle_id, bob, DAVE)).ok
     world.clock.advance(30)
     await world.service.advance_due()
     assert "“Bob's line” by Bob: 2 votes, 1200 points 🏆 unanimous!" in (
@@ -443,9 +454,9 @@ async def test_a_deadline_passed_while_down_closes_at_once_on_resume(world: Worl
     await world.service.resume()
     ballot = await world.announcer.wait_for("vote for the funniest")
     assert "Bob's line" in ballot.view.text
-    battle = await world.service.store.get(battle_id)
+    battle = await world.service.storage.battles.get(battle_id)
     assert battle is not None and battle.phase is Phase.VOTING
-    await world.service.vote(battle_id, world.ballot_position("Bob's line"), CAROL, GROUP)
+    await world.vote(battle_id, world.ballot_position("Bob's line"), CAROL)
     await world.restart()
     world.clock.advance(600)
     await world.service.resume()
@@ -456,7 +467,7 @@ async def test_a_deadline_passed_while_down_closes_at_once_on_resume(world: Worl
 async def test_resume_skips_platforms_that_are_not_running(world: World) -> None:
     await start(world)
     await world.restart()
-    service = BattleService(world.settings, world.storage, world.generator, world.clock, core=world.core)
+    service = BattleService(world.settings, world.storage, world.generator, world.clock, world.core.access)
     assert await service.resume() == []  # no announcer attached: nothing to show rounds on
     await service.close()
 
@@ -464,7 +475,7 @@ async def test_resume_skips_platforms_that_are_not_running(world: World) -> None
 async def test_the_bot_sits_out_with_an_unplayable_punchline(world: World) -> None:
     world.generator.answer_with("x" * 81)  # over the entry limit of 80
     battle_id = await start(world)
-    assert await world.service.store.entries(battle_id) == []
+    assert await world.service.storage.battles.entries(battle_id) == []
     deadline = world.generator.calls[0].deadline
     assert deadline is not None and deadline == pytest.approx(world.clock.monotonic() + 60)
 
@@ -473,4 +484,4 @@ async def test_the_bot_can_be_kept_out(world: World) -> None:
     world.settings.battles.bot_versions = 0
     world.service = make_service(world)
     battle_id = await start(world)
-    assert world.generator.calls == [] and await world.service.store.entries(battle_id) == []
+    assert world.generator.calls == [] and await world.service.storage.battles.entries(battle_id) == []

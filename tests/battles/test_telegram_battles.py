@@ -20,10 +20,11 @@ import pytest
 from bot.battles.models import Phase
 from bot.battles.service import BattleService
 from bot.clock import ManualClock
-from bot.core import BotCore
+from bot.core.service import BotCore
 from bot.storage import Storage
-from bot.telegram_bot import build_application, run_telegram
+from bot.telegram.app import build_application, run_telegram
 from config.settings import Settings, load_settings
+from tests.helpers import db
 from tests.fakes.generator import FakeGenerator
 from tests.fakes.telegram_api import WAIT_TIMEOUT_S, ApiCall, FakeBotAPI
 
@@ -61,7 +62,7 @@ async def running_bot(api: FakeBotAPI, settings: Settings, clock: ManualClock) -
     storage = await Storage.open(settings.storage.path)
     generator = FakeGenerator([BOT_LINE], version="v1")
     core = BotCore(settings, storage, generator, clock)
-    service = BattleService(settings, storage, generator, clock, core=core)
+    service = BattleService(settings, storage, generator, clock, core.access)
     application = build_application(settings, core, service)
     await service.resume()
     stop = asyncio.Event()
@@ -144,19 +145,19 @@ async def test_a_whole_round_in_a_group(api: FakeBotAPI, tmp_path: Path) -> None
         text = ballot.params["text"]
         assert all(e in text for e in ("Straw poll", "Corn-gratulations", "He was a born winner", BOT_LINE))
         assert "Bob" not in text and "Alice" not in text
-        assert sorted(ballot.callback_data) == [f"battle:1:vote:{i}" for i in range(1, 5)]
+        assert sorted(ballot.callback_data) == [f"1:vote:{i}" for i in range(1, 5)]
         assert api.calls_of("deleteMessage", lambda c: c.failed)  # the refusals really happened
         assert api.calls_of("editMessageText", lambda c: c.failed)
         vote_msg = ballot.result
 
-        own = api.push_callback(vote_msg, bob, f"battle:1:vote:{position_of(ballot, 'Straw poll')}")
+        own = api.push_callback(vote_msg, bob, f"1:vote:{position_of(ballot, 'Straw poll')}")
         assert "own" in await answer_to(api, own)
-        forged = api.push_callback(vote_msg, bob, "battle:1:vote:77")
+        forged = api.push_callback(vote_msg, bob, "1:vote:77")
         assert "valid" in await answer_to(api, forged)
         votes = [(alice, "Straw poll"), (bob, "He was a born winner"), (carol, "Straw poll"),
                  (dave, BOT_LINE)]
         for user, entry in votes:
-            query = api.push_callback(vote_msg, user, f"battle:1:vote:{position_of(ballot, entry)}")
+            query = api.push_callback(vote_msg, user, f"1:vote:{position_of(ballot, entry)}")
             assert "counted" in await answer_to(api, query)
 
         await bot.pass_time(PHASE_S)  # the voting phase ends
@@ -171,7 +172,7 @@ async def test_a_whole_round_in_a_group(api: FakeBotAPI, tmp_path: Path) -> None
                                     lambda c: c.params["message_id"] == vote_msg["message_id"])
         assert "reply_markup" not in closed.params and "voting is closed" in closed.params["text"]
 
-        late = api.push_callback(vote_msg, dave, f"battle:1:vote:{position_of(ballot, 'Straw poll')}")
+        late = api.push_callback(vote_msg, dave, f"1:vote:{position_of(ballot, 'Straw poll')}")
         assert "over" in await answer_to(api, late)
         board = api.push_command(group, carol, "leaderboard")
         standings = await api.wait_for("sendMessage", lambda c: c.replies_to(board))
@@ -179,10 +180,10 @@ async def test_a_whole_round_in_a_group(api: FakeBotAPI, tmp_path: Path) -> None
         assert lines[1] == "1. Bob: 600 points, 1 win in 1 round"
         assert "people won 1" in standings.params["text"]
         # Dave's vote for the bot rated its punchline funny
-        battle = await bot.service.store.get(1)
+        battle = await bot.service.storage.battles.get(1)
         assert battle is not None and battle.phase is Phase.FINISHED
-        bot_entry = next(e for e in await bot.service.store.entries(1) if e.version == "v1")
-        [rating] = await bot.storage.reactions_for(bot_entry.reply_id)  # type: ignore[arg-type]
+        bot_entry = next(e for e in await bot.service.storage.battles.entries(1) if e.version == "v1")
+        [rating] = await db.reactions_for(bot.storage, bot_entry.reply_id)  # type: ignore[arg-type]
         assert (rating.source, rating.rating) == ("battle", "funny")
 
 
@@ -207,9 +208,9 @@ async def test_a_restart_mid_round_loses_nothing(api: FakeBotAPI, tmp_path: Path
         assert "Before the restart" in ballot.params["text"]
         assert "After the restart" in ballot.params["text"]
         query = api.push_callback(ballot.result, alice,
-                                  f"battle:1:vote:{position_of(ballot, 'After the restart')}")
+                                  f"1:vote:{position_of(ballot, 'After the restart')}")
         assert "counted" in await answer_to(api, query)
-        battle = await bot.service.store.get(1)
+        battle = await bot.service.storage.battles.get(1)
         assert battle is not None and battle.vote_deadline is not None
     # down during voting until past its deadline: the results come at once on start-up
     clock.advance(1.6)
@@ -232,7 +233,7 @@ async def test_cancel_leaderboard_and_commands_left_to_the_core(api: FakeBotAPI,
         answer = await api.wait_for("sendMessage", lambda c: c.replies_to(by_admin))
         assert "cancelled" in answer.params["text"]
         await api.wait_for("sendMessage", sent_with("was cancelled by Carol"))
-        battle = await bot.service.store.get(1)
+        battle = await bot.service.storage.battles.get(1)
         assert battle is not None and battle.phase is Phase.CANCELLED
 
         private = api.private_chat(bob)

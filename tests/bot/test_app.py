@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from bot.battles.service import BattleService
-from bot.app import FrontEnd, NoFrontEndError, configured_platforms, run_serve
-from bot.core import BotCore
+from bot.runtime import Runtime
+from bot.serve import FrontEnd, NoFrontEndError, configured_platforms, run_serve
+from bot.core.service import BotCore
 from bot.types import ChatKind, ChatRef, IncomingSetup, OutgoingReply, Platform, ReplyKind, UserRef
 from config import PunchlineError
 from config.settings import Settings
@@ -53,8 +54,8 @@ class FakeFrontEnd:
         self.started = asyncio.Event()
         self.stopped = False
 
-    def factory(self, settings: Settings, core: BotCore, battles) -> list[FrontEnd]:
-        self.core, self.battles = core, battles
+    def factory(self, runtime: Runtime) -> list[FrontEnd]:
+        self.core, self.battles = runtime.core, runtime.battles
         return [FrontEnd("fake", self.run)]
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -151,5 +152,5 @@ async def test_sigterm_stops_serve(tmp_path: Path) -> None:
 async def test_no_front_end_built_is_an_error(tmp_path: Path) -> None:
     gen = FakeGenerator()
     with pytest.raises(NoFrontEndError):
-        await run_serve(settings(tmp_path), generator=gen, front_ends=lambda s, c, b: [])
+        await run_serve(settings(tmp_path), generator=gen, front_ends=lambda runtime: [])
     assert gen.closed

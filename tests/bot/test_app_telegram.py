@@ -9,7 +9,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from bot.app import run_serve
+from bot.serve import run_serve
 from config.settings import load_settings
 from tests.fakes.generator import FakeGenerator
 from tests.fakes.telegram_api import WAIT_TIMEOUT_S, FakeBotAPI

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.clock import ManualClock
-from bot.console import run_chat
+from bot.console.chat import run_chat
 from config.settings import Settings
 from model.types import WorkerBusy
 from tests.fakes.generator import FakeGenerator

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from bot.clock import ManualClock
-from bot.core import MSG_BUSY, MSG_IN_FLIGHT, MSG_NOTHING, BotCore, clean_setup, has_words
+from bot.core.service import BotCore, has_words
+from bot.core.texts import MSG_BUSY, MSG_IN_FLIGHT, MSG_NOTHING
+from model.text import clean_text
 from bot.storage import Storage
 from bot.types import (
     ChatKind,
@@ -22,6 +24,7 @@ from bot.types import (
 )
 from config.settings import Settings
 from model.types import DeadlineExceeded, GenerationError, InvalidSetup, WorkerBusy
+from tests.helpers import db
 from tests.fakes.generator import FakeGenerator
 
 PRIVATE = ChatRef(Platform.TELEGRAM, "42", ChatKind.PRIVATE)
@@ -70,22 +73,22 @@ async def test_private_setup_gets_a_stored_punchline(core, storage, generator, c
     reply = await core.handle_setup(setup_msg("Why did the chicken cross the road?", message_id="5"))
     assert reply is not None and reply.kind is ReplyKind.PUNCHLINE and reply.rateable
     assert reply.text == "To get to the other side." and reply.version == "v7"
-    record = await storage.get_reply(reply.reply_id)
+    record = await db.get_reply(storage, reply.reply_id)
     assert record is not None and record.version == "v7" and record.score == -1.0
-    request = await storage.get_request(record.request_id)
+    request = await db.get_request(storage, record.request_id)
     assert request.text == "Why did the chicken cross the road?" and request.message_id == "5"
     assert request.status == "answered"
     # The deadline handed to the worker is the configured timeout from now.
     assert generator.calls[-1].deadline == pytest.approx(clock.monotonic() + core.settings.worker.timeout_s)
 
     await core.reply_sent(reply.reply_id, MessageRef(PRIVATE, "6"))
-    linked = await storage.find_reply(MessageRef(PRIVATE, "6"))
+    linked = await storage.requests.find_reply(MessageRef(PRIVATE, "6"))
     assert linked is not None and linked.id == reply.reply_id and linked.sent_at is not None
 
 
 async def test_reply_sent_for_an_unknown_reply_does_not_raise(core, storage) -> None:
     await core.reply_sent(999, MessageRef(PRIVATE, "6"))
-    assert await storage.find_reply(MessageRef(PRIVATE, "6")) is None
+    assert await storage.requests.find_reply(MessageRef(PRIVATE, "6")) is None
 
 
 async def test_text_is_trimmed_before_it_reaches_the_model(core, generator) -> None:
@@ -131,7 +134,8 @@ def test_words_in_any_script_count() -> None:
     assert has_words("为什么")
     assert has_words("42")
     assert not has_words("🤣🔥")
-    assert clean_setup(" a\x00b \u200f ") == "a b \u200f"
+    # One rule for all text (model.text.clean_text): controls and bidi marks are dropped.
+    assert clean_text(" a\x00b \u200f ") == "ab"
 
 
 async def test_allow_lists(storage, generator, clock) -> None:
@@ -140,21 +144,21 @@ async def test_allow_lists(storage, generator, clock) -> None:
         telegram={"allowed_chats": [-100], "allowed_users": [42], "admin_ids": [7]},
         discord={"allowed_channels": [555]},
     )
-    assert core.is_allowed(GROUP, ANN)
-    assert not core.is_allowed(GROUP, BOB)  # user not listed
-    assert not core.is_allowed(ChatRef(Platform.TELEGRAM, "-200", ChatKind.GROUP), ANN)  # chat not listed
-    assert core.is_allowed(PRIVATE, ANN)  # a listed user may talk privately
+    assert core.access.is_allowed(GROUP, ANN)
+    assert not core.access.is_allowed(GROUP, BOB)  # user not listed
+    assert not core.access.is_allowed(ChatRef(Platform.TELEGRAM, "-200", ChatKind.GROUP), ANN)  # chat not listed
+    assert core.access.is_allowed(PRIVATE, ANN)  # a listed user may talk privately
     admin = UserRef(Platform.TELEGRAM, "7")
-    assert core.is_admin(admin) and not core.is_admin(ANN)
-    assert core.is_allowed(ChatRef(Platform.TELEGRAM, "-300", ChatKind.GROUP), admin)
+    assert core.access.is_admin(admin) and not core.access.is_admin(ANN)
+    assert core.access.is_allowed(ChatRef(Platform.TELEGRAM, "-300", ChatKind.GROUP), admin)
     console = UserRef(Platform.CONSOLE, "me")
-    assert core.is_allowed(ChatRef(Platform.CONSOLE, "console", ChatKind.PRIVATE), console)
-    assert core.is_admin(console)
+    assert core.access.is_allowed(ChatRef(Platform.CONSOLE, "console", ChatKind.PRIVATE), console)
+    assert core.access.is_admin(console)
     anyone = UserRef(Platform.DISCORD, "1")
-    assert core.is_allowed(ChatRef(Platform.DISCORD, "555", ChatKind.GROUP), anyone)
-    assert not core.is_allowed(ChatRef(Platform.DISCORD, "556", ChatKind.GROUP), anyone)
+    assert core.access.is_allowed(ChatRef(Platform.DISCORD, "555", ChatKind.GROUP), anyone)
+    assert not core.access.is_allowed(ChatRef(Platform.DISCORD, "556", ChatKind.GROUP), anyone)
     # Discord DMs are not on the channel list and there is no user list: not allowed.
-    assert not core.is_allowed(ChatRef(Platform.DISCORD, "777", ChatKind.PRIVATE), anyone)
+    assert not core.access.is_allowed(ChatRef(Platform.DISCORD, "777", ChatKind.PRIVATE), anyone)
 
     assert await core.handle_setup(setup_msg("Why?", chat=GROUP, user=BOB)) is None
     assert await count(storage, "requests") == 0
@@ -162,8 +166,8 @@ async def test_allow_lists(storage, generator, clock) -> None:
 
 
 async def test_empty_allow_lists_allow_everyone(core) -> None:
-    assert core.is_allowed(GROUP, BOB)
-    assert core.is_allowed(ChatRef(Platform.DISCORD, "1", ChatKind.GROUP), UserRef(Platform.DISCORD, "2"))
+    assert core.access.is_allowed(GROUP, BOB)
+    assert core.access.is_allowed(ChatRef(Platform.DISCORD, "1", ChatKind.GROUP), UserRef(Platform.DISCORD, "2"))
 
 
 async def test_token_bucket_limits_each_user(storage, generator, clock) -> None:
@@ -177,7 +181,7 @@ async def test_token_bucket_limits_each_user(storage, generator, clock) -> None:
     clock.advance(10)  # one token back at 6 a minute
     assert (await core.handle_setup(setup_msg("Why?"))).kind is ReplyKind.PUNCHLINE
     assert len(generator.calls) == 4
-    counts = await storage.request_counts()
+    counts = await storage.requests.counts()
     assert counts["rate_limited"] == 1 and counts["answered"] == 4
 
 
@@ -234,7 +238,7 @@ async def test_a_broken_database_gives_an_error_reply_not_an_exception(core, sto
     reply = await core.handle_setup(setup_msg("Why?"))
     assert reply.kind is ReplyKind.ERROR
     assert await core.stats_text(PRIVATE)  # a line saying stats are unavailable
-    assert await core.set_reactions(MessageRef(PRIVATE, "1"), ANN, ["🤣"]) is False
+    assert await core.ratings.set_reactions(MessageRef(PRIVATE, "1"), ANN, ["🤣"]) is False
 
 
 async def test_help_text_mentions_how_to_ask_and_rate(core) -> None:

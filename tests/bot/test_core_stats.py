@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.clock import ManualClock
-from bot.core import BotCore
+from bot.core.service import BotCore
 from bot.storage import Storage
 from bot.types import ChatKind, ChatRef, IncomingSetup, MessageRef, Platform, Rating, UserRef
 from config.settings import Settings
@@ -47,14 +47,14 @@ async def test_stats_per_chat_with_versions_and_top_three(core) -> None:
     e = await punchline(core, GROUP, "Why E?", "Epsilon answer", "v2")
     await punchline(core, OTHER, "Why X?", "Elsewhere answer", "v1")
     for u in USERS[:3]:
-        await core.rate(b, u, Rating.FUNNY)
-    await core.rate(a, USERS[0], Rating.FUNNY)
-    await core.rate(a, USERS[1], Rating.MEH)
-    await core.rate(c, USERS[0], Rating.FUNNY)
+        await core.ratings.rate(MessageRef(GROUP, f"m{b}"), u, Rating.FUNNY)
+    await core.ratings.rate(MessageRef(GROUP, f"m{a}"), USERS[0], Rating.FUNNY)
+    await core.ratings.rate(MessageRef(GROUP, f"m{a}"), USERS[1], Rating.MEH)
+    await core.ratings.rate(MessageRef(GROUP, f"m{c}"), USERS[0], Rating.FUNNY)
     for u in USERS[:3]:
-        await core.rate(d, u, Rating.FUNNY)
-        await core.rate(d, u, Rating.INAPPROPRIATE, source="battle")
-    await core.set_reactions(MessageRef(GROUP, f"m{e}"), USERS[4], ["👎"])
+        await core.ratings.rate(MessageRef(GROUP, f"m{d}"), u, Rating.FUNNY)
+        await core.ratings.rate(MessageRef(GROUP, f"m{d}"), u, Rating.INAPPROPRIATE, source="battle")
+    await core.ratings.set_reactions(MessageRef(GROUP, f"m{e}"), USERS[4], ["👎"])
 
     text = await core.stats_text(GROUP)
     assert "Stats for this chat" in text

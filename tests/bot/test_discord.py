@@ -14,23 +14,18 @@ from pathlib import Path
 import discord
 import pytest
 
-from bot import core as core_module
+from bot.core import texts as core_module
 from bot.clock import ManualClock
-from bot.core import BotCore
-from bot.discord_bot import (
-    CANNOT_READ_TEXT,
-    NOT_ALLOWED_TEXT,
-    RESTARTING_TEXT,
-    SORRY_TEXT,
-    PunchlineDiscord,
-    build_client,
-)
-from bot.discord_refs import chat_ref
-from bot.discord_views import FORGED_TEXT
+from bot.core.service import BotCore
+from bot.discord.client import PunchlineDiscord, build_client
+from bot.discord.handlers import CANNOT_READ_TEXT, NOT_ALLOWED_TEXT, RESTARTING_TEXT, SORRY_TEXT
+from bot.discord.convert import chat_ref
+from bot.discord.buttons import FORGED_TEXT
 from bot.storage import Storage
 from bot.types import MessageRef, Platform, Rating, UserRef
 from config.settings import Settings, load_settings
 from model.types import WorkerBusy
+from tests.helpers import db
 from tests.fakes.discord_sim import DiscordWorld, simulated_discord
 from tests.fakes.generator import FakeGenerator
 
@@ -97,7 +92,7 @@ async def reply_for(bot: Bot, message: discord.Message) -> int:
     """The stored reply id behind a bot message; fails if the message was never linked."""
     guild_id = message.guild.id if message.guild is not None else None
     ref = MessageRef(chat_ref(message.channel.id, guild_id), str(message.id))
-    record = await bot.storage.find_reply(ref)
+    record = await bot.storage.requests.find_reply(ref)
     assert record is not None, "the punchline was not linked to its Discord message"
     return record.id
 
@@ -122,8 +117,8 @@ async def test_dm_setup_gets_a_punchline_with_rating_buttons(bot: Bot, world: Di
     [answer] = world.dm_bot_messages(bob)
     assert answer.content == PUNCHLINE
     assert answer.reference is not None and answer.reference.message_id == asked.id
-    reply_id = await reply_for(bot, answer)
-    assert custom_ids(answer) == [f"rate:{reply_id}:{r.value}" for r in Rating]
+    await reply_for(bot, answer)  # linked to its stored reply
+    assert custom_ids(answer) == [f"1:rate:{r.value}" for r in Rating]
     assert [call.setup for call in bot.generator.calls] == [SETUP]
     assert world.requests("POST", f"/channels/{bob.dm_channel.id}/typing"), "no typing indicator"
     # Punchlines echo user text: the bot never lets them ping anyone.
@@ -275,8 +270,8 @@ async def test_slash_joke_answers_with_rating_buttons(bot: Bot, world: DiscordWo
     assert result.response is not None and not result.response.ephemeral
     assert result.response.content == PUNCHLINE
     answer = result.response.message
-    reply_id = await reply_for(bot, answer)
-    assert custom_ids(answer) == [f"rate:{reply_id}:{r.value}" for r in Rating]
+    await reply_for(bot, answer)  # linked to its stored reply
+    assert custom_ids(answer) == [f"1:rate:{r.value}" for r in Rating]
     assert bot.generator.calls[-1].setup == SETUP
 
 
@@ -347,7 +342,7 @@ async def test_slash_reload_is_private_and_for_admins_only(bot: Bot, world: Disc
     assert world.bot_messages() == []  # nothing of it shows in the channel
 
     await alice.send(world.channel, f"{world.bot_mention} {SETUP}")
-    record = await bot.storage.get_reply(await reply_for(bot, world.last_bot_message()))
+    record = await db.get_reply(bot.storage, await reply_for(bot, world.last_bot_message()))
     assert record is not None and record.version == "v2"
 
 
@@ -399,17 +394,17 @@ async def test_a_reaction_and_its_removal_are_recorded(bot: Bot, world: DiscordW
     reply_id = await reply_for(bot, answer)
 
     await alice.react(answer, "🤣")
-    state = await bot.storage.get_reaction(reply_id, user_of(alice), "reaction")
+    state = await bot.storage.ratings.get_reaction(reply_id, user_of(alice), "reaction")
     assert state is not None and state.emojis == ("🤣",) and state.funniness == 1
 
     await alice.react(answer, "🤮")
-    state = await bot.storage.get_reaction(reply_id, user_of(alice), "reaction")
+    state = await bot.storage.ratings.get_reaction(reply_id, user_of(alice), "reaction")
     assert state is not None and set(state.emojis) == {"🤣", "🤮"}
 
     await alice.unreact(answer, "🤣")
     await alice.unreact(answer, "🤮")
-    assert await bot.storage.get_reaction(reply_id, user_of(alice), "reaction") is None
-    assert await bot.storage.count_events(reply_id) == 4  # every event is on record
+    assert await bot.storage.ratings.get_reaction(reply_id, user_of(alice), "reaction") is None
+    assert await db.count_events(bot.storage, reply_id) == 4  # every event is on record
 
 
 async def test_a_reaction_on_an_uncached_message_counts(bot: Bot, world: DiscordWorld) -> None:
@@ -424,7 +419,7 @@ async def test_a_reaction_on_an_uncached_message_counts(bot: Bot, world: Discord
     assert not any(m.id == answer.id for m in world.client.cached_messages)
     await bob.set_reaction(answer, "😐", reacted=True)
 
-    state = await bot.storage.get_reaction(reply_id, user_of(bob), "reaction")
+    state = await bot.storage.ratings.get_reaction(reply_id, user_of(bob), "reaction")
     assert state is not None and state.emojis == ("😐",) and state.funniness == -1
 
 
@@ -452,11 +447,11 @@ async def test_a_button_press_is_recorded_and_answered_privately(bot: Bot, world
     answer = world.last_bot_message()
     reply_id = await reply_for(bot, answer)
 
-    result = await alice.click(answer, custom_id=f"rate:{reply_id}:funny")
+    result = await alice.click(answer, custom_id="1:rate:funny")
 
     assert result.ephemeral and result.response is not None
     assert result.response.content == f"Noted: {core_module.RATING_LABELS[Rating.FUNNY]}"
-    state = await bot.storage.get_reaction(reply_id, user_of(alice), "button")
+    state = await bot.storage.ratings.get_reaction(reply_id, user_of(alice), "button")
     assert state is not None and state.rating == "funny" and state.funniness == 1
 
 
@@ -467,21 +462,21 @@ async def test_buttons_keep_working_after_a_restart(bot: Bot, world: DiscordWorl
     reply_id = await reply_for(bot, answer)
 
     await world.restart(bot.client())
-    result = await bob.click(answer, custom_id=f"rate:{reply_id}:inappropriate")
+    result = await bob.click(answer, custom_id="1:rate:inappropriate")
 
     assert result.response is not None and result.response.content.startswith("Noted: inappropriate")
-    state = await bot.storage.get_reaction(reply_id, user_of(bob), "button")
+    state = await bot.storage.ratings.get_reaction(reply_id, user_of(bob), "button")
     assert state is not None and state.rating == "inappropriate" and state.appropriateness == -1
 
 
 async def test_forged_and_stale_buttons_get_a_polite_answer(bot: Bot, world: DiscordWorld) -> None:
     old = await world.plant_bot_message(
-        world.channel, "from an older version", ["rate:abc:lol", "rate:424242:funny"]
+        world.channel, "from an older version", ["rate:abc:lol", "1:rate:funny"]
     )
     alice = world.member("alice")
 
     forged = await alice.click(old, custom_id="rate:abc:lol")
-    stale = await alice.click(old, custom_id="rate:424242:funny")
+    stale = await alice.click(old, custom_id="1:rate:funny")  # on a message with no punchline
 
     assert forged.ephemeral and forged.response is not None
     assert forged.response.content == FORGED_TEXT

@@ -17,13 +17,9 @@ import pytest
 import simcord
 from pydantic import SecretStr
 
-from bot.clock import ManualClock
-from bot.core import BotCore
-from bot.discord_bot import DiscordStartError, PunchlineDiscord, build_intents, run_discord
-from bot.storage import Storage
+from bot.discord.client import DiscordStartError, PunchlineDiscord, build_intents, run_discord
 from config.errors import PunchlineError
 from config.settings import Settings, load_settings
-from tests.fakes.generator import FakeGenerator
 
 
 def _settings(tmp_path: Path, **discord_settings: object) -> Settings:
@@ -49,15 +45,6 @@ class FailingClient(PunchlineDiscord):
         raise self.error
 
 
-@pytest.fixture
-async def core(tmp_path: Path):
-    storage = await Storage.open(tmp_path / "bot.db")
-    try:
-        yield BotCore(_settings(tmp_path), storage, FakeGenerator(), ManualClock())
-    finally:
-        await storage.close()
-
-
 def test_intents_need_no_privileged_ones_by_default() -> None:
     intents = build_intents(message_content=False)
     assert intents.guild_messages and intents.dm_messages
@@ -67,11 +54,11 @@ def test_intents_need_no_privileged_ones_by_default() -> None:
 
 
 async def test_without_the_content_intent_the_bot_starts_where_the_portal_grants_nothing(
-    tmp_path: Path, core: BotCore
+    tmp_path: Path
 ) -> None:
     """simcord plays the developer portal: no privileged intent approved."""
     for wanted, starts in ((False, True), (True, False)):
-        client = PunchlineDiscord(_settings(tmp_path, message_content_intent=wanted), core)
+        client = PunchlineDiscord(_settings(tmp_path, message_content_intent=wanted))
         runner = simcord.run(client, approved_intents=discord.Intents.none())
         if starts:
             async with runner as env:
@@ -82,8 +69,8 @@ async def test_without_the_content_intent_the_bot_starts_where_the_portal_grants
                     pass
 
 
-async def test_run_discord_stops_cleanly_when_asked(tmp_path: Path, core: BotCore) -> None:
-    client = IdleClient(_settings(tmp_path), core)
+async def test_run_discord_stops_cleanly_when_asked(tmp_path: Path) -> None:
+    client = IdleClient(_settings(tmp_path))
     stop = asyncio.Event()
     running = asyncio.create_task(run_discord(client, SecretStr("t0ken"), stop))
     await asyncio.sleep(0.05)
@@ -105,9 +92,9 @@ async def test_run_discord_stops_cleanly_when_asked(tmp_path: Path, core: BotCor
     ids=["bad-token", "intent-not-enabled", "offline"],
 )
 async def test_run_discord_turns_start_failures_into_one_clear_line(
-    tmp_path: Path, core: BotCore, error: BaseException, says: str
+    tmp_path: Path, error: BaseException, says: str
 ) -> None:
-    client = FailingClient(_settings(tmp_path), core)
+    client = FailingClient(_settings(tmp_path))
     client.error = error
     with pytest.raises(DiscordStartError) as raised:
         await asyncio.wait_for(run_discord(client, "t0ken", asyncio.Event()), timeout=5)

@@ -12,8 +12,10 @@ import pytest
 
 from bot.cli import main
 from bot.clock import ManualClock
-from bot.core import BotCore
-from bot.export import ExportError, ExportRow, collect_rows, parse_since, reply_rows, write_rows
+from bot.core.service import BotCore
+from bot.export.collect import collect_rows
+from bot.export.replies import reply_rows
+from bot.export.rows import ExportError, ExportRow, parse_since, write_rows
 from bot.storage import Storage
 from bot.types import ChatKind, ChatRef, IncomingSetup, MessageRef, Platform, Rating, UserRef
 from config.settings import Settings
@@ -36,15 +38,15 @@ async def db(tmp_path: Path) -> Path:
         gen.answer_with('He said "stop", then, ok')  # quotes and commas survive CSV
         r1 = await core.handle_setup(IncomingSetup(GROUP, ANN, "Why, oh why?", True))
         await core.reply_sent(r1.reply_id, MessageRef(GROUP, "m1"))
-        await core.add_reaction(MessageRef(GROUP, "m1"), ANN, "😂")
-        await core.rate(r1.reply_id, BOB, Rating.INAPPROPRIATE)
+        await core.ratings.add_reaction(MessageRef(GROUP, "m1"), ANN, "😂")
+        await core.ratings.rate(MessageRef(GROUP, "m1"), BOB, Rating.INAPPROPRIATE)
         await core.handle_setup(IncomingSetup(GROUP, BOB, "Unrated?", True))
         clock.advance(31 * 24 * 3600)
         gen.version = "v2"
         gen.answer_with("Second")
         r3 = await core.handle_setup(IncomingSetup(CHANNEL, ANN, "Channel setup?", True))
         await core.reply_sent(r3.reply_id, MessageRef(CHANNEL, "c1"))
-        await core.set_reaction_counts(MessageRef(CHANNEL, "c1"), {"🤣": 2, "😐": 1})
+        await core.ratings.set_reaction_counts(MessageRef(CHANNEL, "c1"), {"🤣": 2, "😐": 1})
     return path
 
 

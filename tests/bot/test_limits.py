@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.clock import ManualClock
-from bot.limits import Admission, RateLimiter
+from bot.core.limits import Admission, RateLimiter
 from config.settings import LimitSettings
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import ratings
+from bot.core import ratings
 from bot.clock import ManualClock
-from bot.core import BotCore
+from bot.core.service import BotCore
 from bot.storage import Storage
 from bot.types import ChatKind, ChatRef, IncomingSetup, MessageRef, Platform, ReplyKind, UserRef
 from config.settings import RatingSettings, Settings
@@ -93,18 +93,18 @@ def test_reaction_streams_fold_to_the_net_state(tmp_path: Path) -> None:
             for action, who, emojis in events:
                 user = USERS[who]
                 if action == "set":
-                    runner.run(core.set_reactions(ref, user, emojis))
+                    runner.run(core.ratings.set_reactions(ref, user, emojis))
                     model[who] = {ratings.emoji_key(e) for e in emojis}
                 elif emojis:
                     e = emojis[0]
                     if action == "add":
-                        runner.run(core.add_reaction(ref, user, e))
+                        runner.run(core.ratings.add_reaction(ref, user, e))
                         model[who].add(ratings.emoji_key(e))
                     else:
-                        runner.run(core.remove_reaction(ref, user, e))
+                        runner.run(core.ratings.remove_reaction(ref, user, e))
                         model[who].discard(ratings.emoji_key(e))
             verdicts = [emoji_map.fold(s) for s in model.values()]
-            (tally,) = runner.run(storage.tallies(reply_id=reply.reply_id))
+            (tally,) = runner.run(storage.ratings.tallies(reply_id=reply.reply_id))
             assert tally.funny == sum(v.funniness == 1 for v in verdicts)
             assert tally.not_funny == sum(v.funniness == -1 for v in verdicts)
             assert tally.flagged == sum(v.appropriateness == -1 for v in verdicts)

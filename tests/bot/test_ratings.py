@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from bot import ratings
 from bot.clock import ManualClock
-from bot.core import MSG_CLEARED, MSG_STALE, BotCore, parse_rating_payload, rating_payload
-from bot.storage import ReplyTally, Storage
+from bot.core import ratings
+from bot.core.service import BotCore
+from bot.core.texts import MSG_CLEARED, MSG_STALE
+from bot.storage.records import ReplyTally
 from bot.types import ChatKind, ChatRef, IncomingSetup, MessageRef, Platform, Rating, UserRef
 from config.settings import RatingSettings, Settings
+from tests.helpers import db
 from tests.fakes.generator import FakeGenerator
 
 GROUP = ChatRef(Platform.TELEGRAM, "-100", ChatKind.GROUP)
@@ -21,13 +22,6 @@ CHANNEL = ChatRef(Platform.TELEGRAM, "-200", ChatKind.CHANNEL)
 ANN = UserRef(Platform.TELEGRAM, "1", "Ann")
 BOB = UserRef(Platform.TELEGRAM, "2", "Bob")
 EMOJI = ratings.EmojiMap.from_settings(RatingSettings())
-
-
-@pytest.fixture
-async def storage(tmp_path: Path):
-    s = await Storage.open(tmp_path / "bot.db")
-    yield s
-    await s.close()
 
 
 @pytest.fixture
@@ -44,7 +38,7 @@ async def sent_reply(core: BotCore, chat: ChatRef = GROUP, message_id: str = "50
 
 
 async def tally(core: BotCore, reply_id: int) -> ReplyTally:
-    (t,) = await core.storage.tallies(reply_id=reply_id)
+    (t,) = await core.storage.ratings.tallies(reply_id=reply_id)
     return t
 
 
@@ -109,113 +103,112 @@ def test_best_rated_skips_flagged_and_breaks_ties_by_raters() -> None:
 
 async def test_telegram_lists_keep_the_net_state(core) -> None:
     reply_id, ref = await sent_reply(core)
-    assert await core.set_reactions(ref, ANN, ["🤣"]) is True
+    assert await core.ratings.set_reactions(ref, ANN, ["🤣"]) is True
     t = await tally(core, reply_id)
     assert (t.funny, t.not_funny, t.raters) == (1, 0, 1)
     # Telegram sends the whole new list again: the same reaction twice counts once.
-    assert await core.set_reactions(ref, ANN, ["🤣"]) is True
+    assert await core.ratings.set_reactions(ref, ANN, ["🤣"]) is True
     assert (await tally(core, reply_id)).funny == 1
     # A changed reaction updates.
-    await core.set_reactions(ref, ANN, ["👎"])
+    await core.ratings.set_reactions(ref, ANN, ["👎"])
     t = await tally(core, reply_id)
     assert (t.funny, t.not_funny, t.raters) == (0, 1, 1)
-    await core.set_reactions(ref, BOB, ["🤣", "🤮"])
+    await core.ratings.set_reactions(ref, BOB, ["🤣", "🤮"])
     t = await tally(core, reply_id)
     assert (t.funny, t.not_funny, t.flagged, t.raters) == (1, 1, 1, 2)
     # An empty list removes.
-    await core.set_reactions(ref, ANN, [])
-    await core.set_reactions(ref, BOB, [])
+    await core.ratings.set_reactions(ref, ANN, [])
+    await core.ratings.set_reactions(ref, BOB, [])
     t = await tally(core, reply_id)
     assert (t.funny, t.not_funny, t.flagged, t.raters) == (0, 0, 0, 0) and not t.rated
-    assert await core.storage.reactions_for(reply_id) == []
+    assert await db.reactions_for(core.storage, reply_id) == []
     # ...but every event was logged when it happened.
-    assert await core.storage.count_events(reply_id) == 6
+    assert await db.count_events(core.storage, reply_id) == 6
 
 
 async def test_discord_add_and_remove_fold_into_the_same_state(core) -> None:
     chat = ChatRef(Platform.DISCORD, "900", ChatKind.GROUP)
     user = UserRef(Platform.DISCORD, "77", "Cy")
     reply_id, ref = await sent_reply(core, chat, "123456789012345678")
-    assert await core.add_reaction(ref, user, "😂") is True
-    assert await core.add_reaction(ref, user, "😂") is True  # a duplicate event counts once
-    assert await core.add_reaction(ref, user, "🔥") is True
+    assert await core.ratings.add_reaction(ref, user, "😂") is True
+    assert await core.ratings.add_reaction(ref, user, "😂") is True  # a duplicate event counts once
+    assert await core.ratings.add_reaction(ref, user, "🔥") is True
     t = await tally(core, reply_id)
     assert (t.funny, t.raters) == (1, 1)
-    record = await core.storage.get_reaction(reply_id, user, "reaction")
+    record = await core.storage.ratings.get_reaction(reply_id, user, "reaction")
     assert record.emojis == tuple(sorted(["😂", "🔥"]))
-    await core.remove_reaction(ref, user, "😂")
+    await core.ratings.remove_reaction(ref, user, "😂")
     assert (await tally(core, reply_id)).funny == 1  # 🔥 still there
-    await core.add_reaction(ref, user, "💩")
+    await core.ratings.add_reaction(ref, user, "💩")
     assert (await tally(core, reply_id)).flagged == 1
-    await core.remove_reaction(ref, user, "🔥")
-    await core.remove_reaction(ref, user, "💩")
-    await core.remove_reaction(ref, user, "💩")  # removing what is not there is harmless
+    await core.ratings.remove_reaction(ref, user, "🔥")
+    await core.ratings.remove_reaction(ref, user, "💩")
+    await core.ratings.remove_reaction(ref, user, "💩")  # removing what is not there is harmless
     assert not (await tally(core, reply_id)).rated
 
 
 async def test_reactions_on_other_messages_are_ignored(core) -> None:
     reply_id, ref = await sent_reply(core)
-    assert await core.set_reactions(MessageRef(GROUP, "12345"), ANN, ["🤣"]) is False
-    assert await core.add_reaction(MessageRef(GROUP, "12345"), ANN, "🤣") is False
-    assert await core.remove_reaction(MessageRef(GROUP, "12345"), ANN, "🤣") is False
+    assert await core.ratings.set_reactions(MessageRef(GROUP, "12345"), ANN, ["🤣"]) is False
+    assert await core.ratings.add_reaction(MessageRef(GROUP, "12345"), ANN, "🤣") is False
+    assert await core.ratings.remove_reaction(MessageRef(GROUP, "12345"), ANN, "🤣") is False
     other_chat = MessageRef(ChatRef(Platform.TELEGRAM, "-999", ChatKind.GROUP), ref.message_id)
-    assert await core.set_reactions(other_chat, ANN, ["🤣"]) is False
+    assert await core.ratings.set_reactions(other_chat, ANN, ["🤣"]) is False
     robot = UserRef(Platform.TELEGRAM, "3", "bot", is_bot=True)
-    assert await core.set_reactions(ref, robot, ["🤣"]) is False
-    assert await core.storage.count_events(reply_id) == 0
+    assert await core.ratings.set_reactions(ref, robot, ["🤣"]) is False
+    assert await db.count_events(core.storage, reply_id) == 0
 
 
 async def test_buttons_and_reactions_from_one_person_count_once(core) -> None:
     reply_id, ref = await sent_reply(core)
-    await core.set_reactions(ref, ANN, ["🤣"])
-    assert await core.rate(reply_id, ANN, Rating.FUNNY) == "Noted: funny 🤣"
+    await core.ratings.set_reactions(ref, ANN, ["🤣"])
+    assert await core.ratings.rate(ref, ANN, Rating.FUNNY) == "Noted: funny 🤣"
     t = await tally(core, reply_id)
     assert (t.funny, t.raters) == (1, 1)
     # Opposite signals from one person cancel out; a flag sticks.
-    await core.rate(reply_id, ANN, Rating.MEH)
+    await core.ratings.rate(ref, ANN, Rating.MEH)
     t = await tally(core, reply_id)
     assert (t.funny, t.not_funny, t.raters) == (0, 0, 0)
-    await core.rate(reply_id, ANN, Rating.INAPPROPRIATE)
+    await core.ratings.rate(ref, ANN, Rating.INAPPROPRIATE)
     t = await tally(core, reply_id)
     assert (t.funny, t.flagged, t.raters) == (1, 1, 1)
 
 
 async def test_button_presses_update_and_clear(core) -> None:
-    reply_id, _ = await sent_reply(core)
-    await core.rate(reply_id, BOB, Rating.FUNNY)
-    await core.rate(reply_id, BOB, Rating.MEH)
+    reply_id, ref = await sent_reply(core)
+    await core.ratings.rate(ref, BOB, Rating.FUNNY)
+    await core.ratings.rate(ref, BOB, Rating.MEH)
     t = await tally(core, reply_id)
     assert (t.funny, t.not_funny) == (0, 1)
-    assert await core.rate(reply_id, BOB, None) == MSG_CLEARED
+    assert await core.ratings.rate(ref, BOB, None) == MSG_CLEARED
     assert not (await tally(core, reply_id)).rated
     # A battle vote is its own source.
-    await core.rate(reply_id, BOB, Rating.FUNNY, source="battle")
-    assert (await core.storage.get_reaction(reply_id, BOB, "battle")).rating == "funny"
+    await core.ratings.rate(ref, BOB, Rating.FUNNY, source="battle")
+    assert (await core.storage.ratings.get_reaction(reply_id, BOB, "battle")).rating == "funny"
 
 
 async def test_stale_and_forged_button_presses(core) -> None:
-    assert await core.rate(424242, ANN, Rating.FUNNY) == MSG_STALE
-    reply_id, _ = await sent_reply(core)
+    assert await core.ratings.rate(MessageRef(GROUP, "424242"), ANN, Rating.FUNNY) == MSG_STALE
+    reply_id, ref = await sent_reply(core)
     # rate() must not clobber a reaction set.
-    assert "Couldn't" in await core.rate(reply_id, ANN, Rating.FUNNY, source="reaction")
-    assert parse_rating_payload(rating_payload(reply_id, Rating.INAPPROPRIATE)) == (reply_id, Rating.INAPPROPRIATE)
-    for forged in [None, "", "rate:1", "rate:x:funny", "rate:1:hilarious", "rate:-1:funny",
-                   "rate:0:funny", "vote:1:funny", "rate:1:funny:extra", "rate:１:funny", "rate:" + "9" * 80 + ":meh"]:
-        assert parse_rating_payload(forged) is None, forged
-    assert len(rating_payload(2**62, Rating.INAPPROPRIATE).encode()) <= 64
+    assert "Couldn't" in await core.ratings.rate(ref, ANN, Rating.FUNNY, source="reaction")
+    # A button on the right message id in another chat rates nothing.
+    elsewhere = MessageRef(ChatRef(Platform.TELEGRAM, "-999", ChatKind.GROUP), ref.message_id)
+    assert await core.ratings.rate(elsewhere, ANN, Rating.FUNNY) == MSG_STALE
+    assert await db.count_events(core.storage, reply_id) == 0
 
 
 async def test_anonymous_counts_replace_not_add(core) -> None:
     reply = await core.handle_setup(IncomingSetup(CHANNEL, ANN, "Why?", True))
     ref = MessageRef(CHANNEL, "77")
     await core.reply_sent(reply.reply_id, ref)
-    assert await core.set_reaction_counts(ref, {"🤣": 3, "👎": 1}) is True
-    assert await core.set_reaction_counts(ref, {"🤣": 4, "💩": 1, "🎉": 2, "❤️": 1, "❤": 1}) is True
-    assert await core.storage.reaction_counts(reply.reply_id) == {"🤣": 4, "💩": 1, "🎉": 2, "❤": 2}
+    assert await core.ratings.set_reaction_counts(ref, {"🤣": 3, "👎": 1}) is True
+    assert await core.ratings.set_reaction_counts(ref, {"🤣": 4, "💩": 1, "🎉": 2, "❤️": 1, "❤": 1}) is True
+    assert await db.reaction_counts(core.storage, reply.reply_id) == {"🤣": 4, "💩": 1, "🎉": 2, "❤": 2}
     t = await tally(core, reply.reply_id)
     assert (t.anon_funny, t.anon_not_funny, t.anon_inappropriate, t.anon_total) == (6, 0, 1, 7)
-    assert await core.set_reaction_counts(MessageRef(CHANNEL, "78"), {"🤣": 1}) is False
-    await core.set_reaction_counts(ref, {})
+    assert await core.ratings.set_reaction_counts(MessageRef(CHANNEL, "78"), {"🤣": 1}) is False
+    await core.ratings.set_reaction_counts(ref, {})
     assert not (await tally(core, reply.reply_id)).rated
 
 
@@ -225,7 +218,7 @@ async def test_concurrent_discord_events_lose_nothing(core) -> None:
     user = UserRef(Platform.DISCORD, "77")
     reply_id, ref = await sent_reply(core, chat, "1")
     emojis = ["😂", "🔥", "💯", "👍", "🎉", "💩"]
-    assert all(await asyncio.gather(*(core.add_reaction(ref, user, e) for e in emojis)))
-    record = await core.storage.get_reaction(reply_id, user, "reaction")
+    assert all(await asyncio.gather(*(core.ratings.add_reaction(ref, user, e) for e in emojis)))
+    record = await core.storage.ratings.get_reaction(reply_id, user, "reaction")
     assert set(record.emojis) == set(emojis)
-    assert await core.storage.count_events(reply_id) == len(emojis)
+    assert await db.count_events(core.storage, reply_id) == len(emojis)

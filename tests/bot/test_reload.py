@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from bot.clock import ManualClock
-from bot.console import run_chat
-from bot.core import (
+from bot.console.chat import run_chat
+from bot.core.service import BotCore
+from bot.core.texts import (
     HELP_ADMIN,
     MSG_RELOAD_NO_ADAPTER,
     MSG_RELOAD_REFUSED,
     MSG_RELOAD_UNSUPPORTED,
-    BotCore,
 )
 from bot.storage import Storage
 from bot.types import ChatKind, ChatRef, IncomingSetup, Platform, UserRef
@@ -84,11 +84,11 @@ async def test_the_real_worker_swaps_through_the_core(storage) -> None:
     await worker.start()
     try:
         core = make_core(storage, worker)
-        text = await core.reload_adapter(ADMIN, "adapters/missing")
+        text = await core.admin.reload_adapter(ADMIN, "adapters/missing")
         assert text == ("Could not load adapters/missing: adapter directory adapters/missing "
                         "does not exist; still serving v1.")
         assert await served_version(core) == "v1"
-        assert await core.reload_adapter(ADMIN, "adapters/v2") == "Now serving v2 (was v1)."
+        assert await core.admin.reload_adapter(ADMIN, "adapters/v2") == "Now serving v2 (was v1)."
         assert await served_version(core) == "v2"
     finally:
         await worker.close()
@@ -97,7 +97,7 @@ async def test_the_real_worker_swaps_through_the_core(storage) -> None:
 async def test_an_admin_reloads_and_new_replies_carry_the_new_version(storage, generator, caplog) -> None:
     core = make_core(storage, generator)
     with caplog.at_level(logging.INFO, logger="bot.core"):
-        text = await core.reload_adapter(ADMIN, "  adapters/v8 ")
+        text = await core.admin.reload_adapter(ADMIN, "  adapters/v8 ")
     assert text == "Now serving v8 (was v7)."
     assert generator.reloads == [Path("adapters/v8")]
     assert await served_version(core) == "v8"
@@ -107,9 +107,9 @@ async def test_an_admin_reloads_and_new_replies_carry_the_new_version(storage, g
 
 async def test_someone_else_is_refused_and_nothing_changes(storage, generator) -> None:
     core = make_core(storage, generator)
-    assert await core.reload_adapter(OTHER, "adapters/v8") == MSG_RELOAD_REFUSED
+    assert await core.admin.reload_adapter(OTHER, "adapters/v8") == MSG_RELOAD_REFUSED
     # An id from the other platform's admin list does not count either.
-    assert await core.reload_adapter(UserRef(Platform.DISCORD, "42"), None) == MSG_RELOAD_REFUSED
+    assert await core.admin.reload_adapter(UserRef(Platform.DISCORD, "42"), None) == MSG_RELOAD_REFUSED
     assert generator.reloads == [] and await served_version(core) == "v7"
 
 
@@ -117,9 +117,9 @@ async def test_a_failed_load_keeps_the_old_version_and_says_why(storage, generat
     core = make_core(storage, generator)
     generator.fail_reload(AdapterError("adapters/bad has no punchline.json\nmore detail"),
                           WorkerClosed("the model worker is not running"))
-    text = await core.reload_adapter(ADMIN, "adapters/bad")
+    text = await core.admin.reload_adapter(ADMIN, "adapters/bad")
     assert text == "Could not load adapters/bad: adapters/bad has no punchline.json; still serving v7."
-    text = await core.reload_adapter(ADMIN, "adapters/v8")
+    text = await core.admin.reload_adapter(ADMIN, "adapters/v8")
     assert text == "Could not load adapters/v8: the model worker is not running; still serving v7."
     assert await served_version(core) == "v7"
 
@@ -127,27 +127,27 @@ async def test_a_failed_load_keeps_the_old_version_and_says_why(storage, generat
 async def test_an_unexpected_failure_is_said_without_its_details(storage, generator) -> None:
     core = make_core(storage, generator)
     generator.fail_reload(RuntimeError("CUDA exploded at 0xdeadbeef"))
-    text = await core.reload_adapter(ADMIN, "adapters/v8")
+    text = await core.admin.reload_adapter(ADMIN, "adapters/v8")
     assert text.startswith("Could not load adapters/v8: an unexpected error")
     assert text.endswith("still serving v7.") and "CUDA" not in text
 
 
 async def test_a_generator_that_cannot_reload_says_so(storage) -> None:
     core = make_core(storage, PlainGenerator())
-    assert await core.reload_adapter(ADMIN, "adapters/v8") == MSG_RELOAD_UNSUPPORTED
+    assert await core.admin.reload_adapter(ADMIN, "adapters/v8") == MSG_RELOAD_UNSUPPORTED
     assert await served_version(core) == "v7"
 
 
 async def test_without_a_directory_the_configured_adapter_is_reloaded(storage, generator) -> None:
     unconfigured = make_core(storage, generator)
-    assert await unconfigured.reload_adapter(ADMIN, None) == MSG_RELOAD_NO_ADAPTER
-    assert await unconfigured.reload_adapter(ADMIN, "   ") == MSG_RELOAD_NO_ADAPTER
+    assert await unconfigured.admin.reload_adapter(ADMIN, None) == MSG_RELOAD_NO_ADAPTER
+    assert await unconfigured.admin.reload_adapter(ADMIN, "   ") == MSG_RELOAD_NO_ADAPTER
     assert "PUNCHLINE_MODEL__ADAPTER" in MSG_RELOAD_NO_ADAPTER and generator.reloads == []
 
     configured = make_core(storage, generator, adapter="adapters/current")
-    assert await configured.reload_adapter(ADMIN, None) == "Now serving current (was v7)."
+    assert await configured.admin.reload_adapter(ADMIN, None) == "Now serving current (was v7)."
     # Retrained in place (same version id): said as such, not "was current".
-    text = await configured.reload_adapter(ADMIN, "")
+    text = await configured.admin.reload_adapter(ADMIN, "")
     assert text == "Reloaded current from adapters/current (same version as before)."
     assert generator.reloads == [Path("adapters/current")] * 2
 

@@ -15,6 +15,7 @@ from bot.types import ChatKind, ChatRef, MessageRef, Platform, UserRef
 
 CHAT = ChatRef(Platform.TELEGRAM, "-100", ChatKind.GROUP, "Jokers")
 USER = UserRef(Platform.TELEGRAM, "42", "Ann")
+from tests.helpers import db
 
 
 @pytest.fixture
@@ -48,14 +49,14 @@ async def test_open_sets_wal_foreign_keys_and_schema_version(storage: Storage) -
 async def test_data_survives_reopen_and_migrations_are_not_reapplied(tmp_path: Path, clock) -> None:
     path = tmp_path / "bot.db"
     s = await Storage.open(path)
-    request_id = await s.add_request(CHAT, USER, "Why?", "7", clock.now())
+    request_id = await s.requests.add(CHAT, USER, "Why?", "7", clock.now())
     version = await s.schema_version()
     await s.close()
 
     s = await Storage.open(path)
     try:
         assert await s.schema_version() == version
-        record = await s.get_request(request_id)
+        record = await db.get_request(s, request_id)
         assert record is not None and record.text == "Why?" and record.message_id == "7"
     finally:
         await s.close()
@@ -66,7 +67,7 @@ async def test_an_older_database_is_upgraded_in_place(tmp_path: Path, clock) -> 
     path = tmp_path / "old.db"
     s = await Storage.open(path, migrations_dir=v1)
     assert await s.schema_version() == 1
-    reply_id = await s.add_reply(None, CHAT, "Because.", "v1", 0.5, clock.now())
+    reply_id = await s.requests.add_reply(None, CHAT, "Because.", "v1", 0.5, clock.now())
     await s.close()
 
     v2 = tmp_path / "migrations_v2"
@@ -80,7 +81,7 @@ async def test_an_older_database_is_upgraded_in_place(tmp_path: Path, clock) -> 
     try:
         assert await s.schema_version() == 2
         async with s.db.execute("SELECT text, flagged FROM replies WHERE id = ?", (reply_id,)) as cur:
-            assert await cur.fetchone() == ("Because.", 0)
+            assert tuple(await cur.fetchone()) == ("Because.", 0)
         async with s.db.execute("SELECT COUNT(*) FROM notes") as cur:
             assert (await cur.fetchone())[0] == 0
     finally:
@@ -134,25 +135,25 @@ async def test_unusable_paths_give_a_storage_error(tmp_path: Path) -> None:
 
 async def test_foreign_keys_are_enforced(storage: Storage, clock) -> None:
     with pytest.raises(sqlite3.IntegrityError):
-        await storage.put_reaction(
+        await storage.ratings.put_reaction(
             999, USER, "button", emojis=(), rating="funny", funniness=1, appropriateness=0,
             action="rate", event_payload=["funny"], at=clock.now(),
         )
     # The failed transaction left nothing behind, not even the user it created on the way.
-    assert await storage.get_user(Platform.TELEGRAM, "42") is None
+    assert await db.get_user(storage, Platform.TELEGRAM, "42") is None
 
 
 async def test_text_is_stored_verbatim_through_parameters(storage: Storage, clock) -> None:
     nasty = "Robert'); DROP TABLE requests;-- \"quoted\" ?"
-    request_id = await storage.add_request(CHAT, USER, nasty, None, clock.now())
-    record = await storage.get_request(request_id)
+    request_id = await storage.requests.add(CHAT, USER, nasty, None, clock.now())
+    record = await db.get_request(storage, request_id)
     assert record is not None and record.text == nasty
     assert await storage.integrity_problems() == []
 
 
 async def test_huge_texts_are_capped_but_their_length_kept(storage: Storage, clock) -> None:
-    request_id = await storage.add_request(CHAT, USER, "a" * 50_000, None, clock.now())
-    record = await storage.get_request(request_id)
+    request_id = await storage.requests.add(CHAT, USER, "a" * 50_000, None, clock.now())
+    record = await db.get_request(storage, request_id)
     assert record is not None and len(record.text) == 4096 and record.text_chars == 50_000
 
 
@@ -160,7 +161,7 @@ async def test_transactions_do_not_commit_each_others_half_done_writes(storage: 
     entered = asyncio.Event()
 
     async def failing_writer() -> None:
-        async with storage.transaction() as db:
+        async with storage.database.transaction() as db:
             await db.execute(
                 "INSERT INTO users (platform, user_id, first_seen, last_seen) VALUES (?, ?, ?, ?)",
                 ("telegram", "doomed", "t", "t"),
@@ -171,46 +172,46 @@ async def test_transactions_do_not_commit_each_others_half_done_writes(storage: 
 
     async def other_writer() -> None:
         await entered.wait()
-        await storage.ensure_user(USER, clock.now())
+        await db.ensure_user(storage, USER, clock.now())
 
     results = await asyncio.gather(failing_writer(), other_writer(), return_exceptions=True)
     assert isinstance(results[0], RuntimeError) and results[1] is None
-    assert await storage.get_user(Platform.TELEGRAM, "doomed") is None
-    assert await storage.get_user(Platform.TELEGRAM, "42") is not None
+    assert await db.get_user(storage, Platform.TELEGRAM, "doomed") is None
+    assert await db.get_user(storage, Platform.TELEGRAM, "42") is not None
 
 
 async def test_users_and_chats_are_upserted(storage: Storage, clock) -> None:
-    first = await storage.ensure_user(USER, clock.now())
+    first = await db.ensure_user(storage, USER, clock.now())
     clock.advance(60)
-    again = await storage.ensure_user(UserRef(Platform.TELEGRAM, "42", "Ann B."), clock.now())
+    again = await db.ensure_user(storage, UserRef(Platform.TELEGRAM, "42", "Ann B."), clock.now())
     assert first == again
-    record = await storage.get_user(Platform.TELEGRAM, "42")
+    record = await db.get_user(storage, Platform.TELEGRAM, "42")
     assert record is not None and record.name == "Ann B." and record.last_seen > record.first_seen
     # Same id on another platform is another user.
-    assert await storage.ensure_user(UserRef(Platform.DISCORD, "42"), clock.now()) != first
+    assert await db.ensure_user(storage, UserRef(Platform.DISCORD, "42"), clock.now()) != first
 
 
 async def test_chat_settings_and_once_only_flags(storage: Storage, clock) -> None:
-    assert await storage.get_chat_setting(CHAT, "lang", "en") == "en"
-    await storage.set_chat_setting(CHAT, "lang", "de", clock.now())
-    await storage.set_chat_setting(CHAT, "limits", {"burst": 3}, clock.now())
-    assert await storage.get_chat_setting(CHAT, "lang") == "de"
-    assert await storage.get_chat_setting(CHAT, "limits") == {"burst": 3}
-    assert await storage.claim_chat_flag(CHAT, "reaction_hint_sent", clock.now()) is True
-    assert await storage.claim_chat_flag(CHAT, "reaction_hint_sent", clock.now()) is False
+    assert await storage.people.get_chat_setting(CHAT, "lang", "en") == "en"
+    await storage.people.set_chat_setting(CHAT, "lang", "de", clock.now())
+    await storage.people.set_chat_setting(CHAT, "limits", {"burst": 3}, clock.now())
+    assert await storage.people.get_chat_setting(CHAT, "lang") == "de"
+    assert await storage.people.get_chat_setting(CHAT, "limits") == {"burst": 3}
+    assert await storage.people.claim_chat_flag(CHAT, "reaction_hint_sent", clock.now()) is True
+    assert await storage.people.claim_chat_flag(CHAT, "reaction_hint_sent", clock.now()) is False
     other = ChatRef(Platform.TELEGRAM, "-200", ChatKind.GROUP)
-    assert await storage.claim_chat_flag(other, "reaction_hint_sent", clock.now()) is True
+    assert await storage.people.claim_chat_flag(other, "reaction_hint_sent", clock.now()) is True
 
 
 async def test_reply_message_links(storage: Storage, clock) -> None:
-    request_id = await storage.add_request(CHAT, USER, "Why?", "10", clock.now())
-    reply_id = await storage.add_reply(request_id, CHAT, "Because.", "v3", -0.2, clock.now())
-    assert (await storage.get_request(request_id)).status == "answered"  # type: ignore[union-attr]
+    request_id = await storage.requests.add(CHAT, USER, "Why?", "10", clock.now())
+    reply_id = await storage.requests.add_reply(request_id, CHAT, "Because.", "v3", -0.2, clock.now())
+    assert (await db.get_request(storage, request_id)).status == "answered"  # type: ignore[union-attr]
     ref = MessageRef(CHAT, "11")
-    assert await storage.find_reply(ref) is None
-    assert await storage.set_reply_message(reply_id, ref, clock.now()) is True
-    found = await storage.find_reply(ref)
+    assert await storage.requests.find_reply(ref) is None
+    assert await storage.requests.set_reply_message(reply_id, ref, clock.now()) is True
+    found = await storage.requests.find_reply(ref)
     assert found is not None and found.id == reply_id and found.version == "v3"
     # The same message id in another chat is another message.
-    assert await storage.find_reply(MessageRef(ChatRef(Platform.TELEGRAM, "5", ChatKind.PRIVATE), "11")) is None
-    assert await storage.set_reply_message(12345, MessageRef(CHAT, "12"), clock.now()) is False
+    assert await storage.requests.find_reply(MessageRef(ChatRef(Platform.TELEGRAM, "5", ChatKind.PRIVATE), "11")) is None
+    assert await storage.requests.set_reply_message(12345, MessageRef(CHAT, "12"), clock.now()) is False

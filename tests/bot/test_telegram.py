@@ -15,19 +15,18 @@ from typing import Any
 import pytest
 
 from bot.clock import SystemClock
-from bot.core import (
+from bot.core.service import BotCore
+from bot.core.texts import (
     HELP_ADMIN,
     MSG_EMPTY,
     MSG_ERROR,
     MSG_IN_FLIGHT,
     MSG_NO_WORDS,
     MSG_RELOAD_REFUSED,
-    MSG_STALE,
-    BotCore,
 )
 from bot.storage import Storage
-from bot.telegram_bot import ALLOWED_UPDATES, TelegramStartError, build_application, run_telegram
-from bot.telegram_handlers import (
+from bot.telegram.app import ALLOWED_UPDATES, TelegramStartError, build_application, run_telegram
+from bot.telegram.handlers import (
     MSG_HELLO,
     MSG_JOKE_USAGE,
     MSG_REACTION_HINT,
@@ -36,6 +35,7 @@ from bot.telegram_handlers import (
 )
 from bot.types import ChatKind, ChatRef, IncomingSetup, MessageRef, OutgoingReply, Platform, UserRef
 from config.settings import Settings, load_settings
+from tests.helpers import db
 from tests.fakes.generator import FakeGenerator
 from tests.fakes.telegram_api import WAIT_TIMEOUT_S, ApiCall, FakeBotAPI
 
@@ -80,18 +80,20 @@ class Bot:
             text = f"/joke {text}"
         asked = self.api.push_message(chat, user, text)
         call = await self.reply_to(asked)
-        reply_id = int(call.callback_data[0].split(":")[1])
-        await self.linked(call)
-        return call.result, reply_id
+        return call.result, await self.linked(call)
 
-    async def linked(self, call: ApiCall) -> None:
-        """Wait until the core linked the sent message to its reply (just after sending)."""
+    async def linked(self, call: ApiCall) -> int:
+        """Wait until the core linked the sent message to its reply (just after sending); the
+        reply's id."""
         ref = MessageRef(tg_chat(call.result["chat"]), str(call.result["message_id"]))
 
         async def found() -> bool:
-            return await self.storage.find_reply(ref) is not None
+            return await self.storage.requests.find_reply(ref) is not None
 
         await eventually(found)
+        reply = await self.storage.requests.find_reply(ref)
+        assert reply is not None
+        return reply.id
 
 
 def tg_chat(chat: dict[str, Any]) -> ChatRef:
@@ -131,9 +133,9 @@ async def running_bot(api: FakeBotAPI, db: Path, core_class: type[BotCore] = Bot
     core = core_class(settings, storage, generator, clock)
     battles = None
     if with_battles:
-        from bot.battles.service import create_battle_service
+        from bot.battles.service import BattleService
 
-        battles = create_battle_service(settings, storage, generator, clock, core=core)
+        battles = BattleService(settings, storage, generator, clock, core.access)
     application = build_application(settings, core, battles)
     stop = asyncio.Event()
     task = asyncio.create_task(run_telegram(application, stop))
@@ -195,12 +197,10 @@ async def test_private_setup_gets_a_punchline_with_rating_buttons(bot: Bot, alic
     call = await bot.reply_to(asked)
     assert call.params["text"] == PUNCHLINE
     assert bot.generator.calls[0].setup == SETUP
-    reply_id = int(call.callback_data[0].split(":")[1])
-    assert call.callback_data == [f"rate:{reply_id}:funny", f"rate:{reply_id}:meh",
-                                  f"rate:{reply_id}:inappropriate"]
+    assert call.callback_data == ["1:rate:funny", "1:rate:meh", "1:rate:inappropriate"]
     # The sent message id is linked to the stored reply, so reactions on it can be found.
-    await bot.linked(call)
-    stored = await bot.storage.find_reply(MessageRef(tg_chat(chat), str(call.result["message_id"])))
+    reply_id = await bot.linked(call)
+    stored = await bot.storage.requests.find_reply(MessageRef(tg_chat(chat), str(call.result["message_id"])))
     assert stored is not None and stored.id == reply_id and stored.text == PUNCHLINE
 
 
@@ -252,7 +252,7 @@ async def test_help_and_stats(bot: Bot, alice: dict) -> None:
     started = bot.api.push_command(chat, alice, "start")
     assert "joke setup" in (await bot.reply_to(started)).params["text"]
     sent, reply_id = await bot.punchline_for(chat, alice)
-    await bot.core.rate(reply_id, tg_user(alice), None)
+    await bot.core.ratings.rate(MessageRef(tg_chat(chat), str(sent["message_id"])), tg_user(alice), None)
     stats = bot.api.push_command(chat, alice, "stats")
     text = (await bot.reply_to(stats)).params["text"]
     assert text == await bot.core.stats_text(tg_chat(chat))
@@ -267,7 +267,7 @@ async def test_reload_swaps_the_adapter_for_admins_only(api: FakeBotAPI, tmp_pat
         asked = api.push_command(chat, alice, "reload", "adapters/v2")
         assert (await bot.reply_to(asked)).params["text"] == "Now serving v2 (was base)."
         _, reply_id = await bot.punchline_for(chat, alice)
-        assert (await bot.storage.get_reply(reply_id)).version == "v2"
+        assert (await db.get_reply(bot.storage, reply_id)).version == "v2"
 
         group = api.group_chat()
         refused = api.push_command(group, bob, "reload", "adapters/v3")
@@ -331,7 +331,7 @@ async def test_group_answers_only_when_addressed(bot: Bot, alice: dict, bob: dic
     assert [c.setup for c in bot.generator.calls] == [
         SETUP, "why is 6 afraid of 7?", "What do you call a fish with no eyes?", "Knock knock?"
     ]
-    counts = await bot.storage.request_counts(tg_chat(group))
+    counts = await bot.storage.requests.counts(tg_chat(group))
     assert sum(counts.values()) == 4
 
 
@@ -380,11 +380,11 @@ async def test_reaction_is_recorded_changed_and_removed(bot: Bot, alice: dict) -
     sent, reply_id = await bot.punchline_for(group, alice)
 
     async def state() -> tuple[str, ...] | None:
-        record = await bot.storage.get_reaction(reply_id, tg_user(alice), "reaction")
+        record = await bot.storage.ratings.get_reaction(reply_id, tg_user(alice), "reaction")
         return None if record is None else record.emojis
 
     async def tally() -> tuple[int, int, int]:
-        (t,) = await bot.storage.tallies(reply_id=reply_id)
+        (t,) = await bot.storage.ratings.tallies(reply_id=reply_id)
         return t.funny, t.not_funny, t.flagged
 
     bot.api.push_reaction(sent, alice, new=["🤣"])
@@ -396,7 +396,7 @@ async def test_reaction_is_recorded_changed_and_removed(bot: Bot, alice: dict) -
     bot.api.push_reaction(sent, alice, old=["🤣", "🤮"], new=[])
     await eventually(lambda: _eq(state(), None))
     assert await tally() == (0, 0, 0)
-    assert await bot.storage.count_events(reply_id) == 3
+    assert await db.count_events(bot.storage, reply_id) == 3
 
 
 async def _eq(value: Awaitable[Any], expected: Any) -> bool:
@@ -412,10 +412,10 @@ async def test_custom_emoji_and_reactions_on_other_messages_rate_nothing(bot: Bo
     bot.api.push_reaction(sent, alice, new=[{"type": "custom_emoji", "custom_emoji_id": "5368"}])
     bot.api.push_reaction({"chat": group, "message_id": 999_999}, alice, new=["🤣"])  # deleted
     fence = bot.api.push_reaction(sent, bob, new=["👎"])
-    await eventually(lambda: _eq(bot.storage.count_events(reply_id), 1))
+    await eventually(lambda: _eq(db.count_events(bot.storage, reply_id), 1))
     await bot.api.wait_fetched(fence)
-    assert await bot.storage.get_reaction(reply_id, tg_user(alice), "reaction") is None
-    (t,) = await bot.storage.tallies(reply_id=reply_id)
+    assert await bot.storage.ratings.get_reaction(reply_id, tg_user(alice), "reaction") is None
+    (t,) = await bot.storage.ratings.tallies(reply_id=reply_id)
     assert (t.funny, t.not_funny) == (0, 1)
 
 
@@ -423,10 +423,10 @@ async def test_anonymous_reaction_counts_are_stored(bot: Bot, alice: dict) -> No
     group = bot.api.group_chat()
     sent, reply_id = await bot.punchline_for(group, alice)
     bot.api.push_reaction_count(sent, {"🤣": 3, "🤮": 1})
-    await eventually(lambda: _eq(bot.storage.reaction_counts(reply_id), {"🤣": 3, "🤮": 1}))
+    await eventually(lambda: _eq(db.reaction_counts(bot.storage, reply_id), {"🤣": 3, "🤮": 1}))
     bot.api.push_reaction_count(sent, {"🤣": 4})
-    await eventually(lambda: _eq(bot.storage.reaction_counts(reply_id), {"🤣": 4}))
-    (t,) = await bot.storage.tallies(reply_id=reply_id)
+    await eventually(lambda: _eq(db.reaction_counts(bot.storage, reply_id), {"🤣": 4}))
+    (t,) = await bot.storage.ratings.tallies(reply_id=reply_id)
     assert (t.anon_funny, t.anon_inappropriate) == (4, 0)
 
 
@@ -441,15 +441,14 @@ async def test_rating_buttons_and_forged_presses(bot: Bot, alice: dict) -> None:
         )
         return call.params.get("text", "")
 
-    assert await press(f"rate:{reply_id}:funny") == "Noted: funny 🤣"
-    record = await bot.storage.get_reaction(reply_id, tg_user(alice), "button")
+    assert await press("1:rate:funny") == "Noted: funny 🤣"
+    record = await bot.storage.ratings.get_reaction(reply_id, tg_user(alice), "button")
     assert record is not None and record.rating == "funny" and record.funniness == 1
-    assert await press(f"rate:{reply_id}:meh") == "Noted: meh 😐"
-    assert await press("rate:987654:funny") == MSG_STALE
-    assert await press("rate:abc:funny") == MSG_STALE_BUTTON
-    assert await press(f"rate:{reply_id}:hilarious") == MSG_STALE_BUTTON
-    assert await press("battle:vote:1") == MSG_STALE_BUTTON  # nobody handles it here
-    record = await bot.storage.get_reaction(reply_id, tg_user(alice), "button")
+    assert await press("1:rate:meh") == "Noted: meh 😐"
+    assert await press("rate:987654:funny") == MSG_STALE_BUTTON  # an older bot's format
+    assert await press("1:rate:hilarious") == MSG_STALE_BUTTON
+    assert await press("1:vote:1") == MSG_STALE_BUTTON  # no battles here: nobody handles it
+    record = await bot.storage.ratings.get_reaction(reply_id, tg_user(alice), "button")
     assert record is not None and record.rating == "meh"
 
 
@@ -588,7 +587,7 @@ async def test_battles_plug_in_ahead_of_the_core(api: FakeBotAPI, tmp_path: Path
         chat = api.private_chat(alice)
         # /leaderboard is the battles' command: answered by them, not as an unknown command.
         board = api.push_command(chat, alice, "leaderboard")
-        from bot.battles.telegram_ui import MSG_GROUPS_ONLY
+        from bot.telegram.battles import MSG_GROUPS_ONLY
 
         assert (await bot.reply_to(board)).params["text"] == MSG_GROUPS_ONLY
         # Private text with no battle entry pending still reaches the core as a setup.

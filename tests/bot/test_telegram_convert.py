@@ -8,14 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from telegram import Message, ReactionCount, ReactionTypeCustomEmoji, ReactionTypeEmoji, ReactionTypePaid
 
-from bot.core import parse_rating_payload
-from bot.telegram_convert import (
+from bot.payloads import RatePayload, decode
+from bot.telegram.keyboards import rating_keyboard
+from bot.telegram.sender import fit_message
+from bot.telegram.convert import (
     addressed_text,
     command_argument,
     command_target,
-    fit_message,
     private_text,
-    rating_keyboard,
     reaction_counts,
     reaction_emojis,
     sender,
@@ -100,12 +100,9 @@ def test_reactions_keep_plain_emoji_only() -> None:
     assert reaction_counts(counts) == {"🤮": 2}
 
 
-def test_rating_keyboard_round_trips_through_the_core_parser() -> None:
-    buttons = rating_keyboard(42).inline_keyboard[0]
-    assert [parse_rating_payload(b.callback_data) for b in buttons] == [
-        (42, Rating.FUNNY), (42, Rating.MEH), (42, Rating.INAPPROPRIATE)
-    ]
-    assert all(len(b.callback_data.encode()) <= 64 for b in buttons)
+def test_rating_keyboard_round_trips_through_the_payload_codec() -> None:
+    buttons = rating_keyboard().inline_keyboard[0]
+    assert [decode(b.callback_data) for b in buttons] == [RatePayload(r) for r in Rating]
 
 
 def test_fit_message_respects_telegram_limits() -> None:
@@ -123,7 +120,7 @@ def test_cutting_a_mention_never_breaks_the_text(before: str, after: str) -> Non
 
 
 def test_chat_kinds() -> None:
-    from bot.telegram_convert import chat_kind
+    from bot.telegram.convert import chat_kind
 
     assert chat_kind(message("x").chat) is ChatKind.GROUP
     assert chat_kind(message("x", chat={"id": 1, "type": "private", "first_name": "A"}).chat) is ChatKind.PRIVATE

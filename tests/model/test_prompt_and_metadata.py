@@ -9,16 +9,17 @@ import pytest
 
 from model.adapter_meta import AdapterMetadata, new_version_id, same_base_model
 from model.filters import dedupe_key, echo_ratio, is_echo, is_empty, keep_candidate
-from model.prompt import DEFAULT_TEMPLATE, build_prompt, normalise_text
+from model.prompt import DEFAULT_TEMPLATE, build_prompt
+from model.text import clean_text
 from model.types import AdapterError
 
 
 def test_normalise_collapses_whitespace_and_drops_controls() -> None:
-    assert normalise_text("  Why\tdo\n\nYoda's\u200b jokes\x00 suck?  ") == "Why do Yoda's jokes suck?"
+    assert clean_text("  Why\tdo\n\nYoda's\u200b jokes\x00 suck?  ") == "Why do Yoda's jokes suck?"
     # Composed and decomposed forms become one.
-    assert normalise_text("cafe\u0301") == "caf\u00e9"
+    assert clean_text("cafe\u0301") == "caf\u00e9"
     # Right-to-left text and emoji are kept as they are.
-    assert normalise_text("למה 🤣") == "למה 🤣"
+    assert clean_text("למה 🤣") == "למה 🤣"
 
 
 def test_prompt_puts_the_normalised_setup_in_the_template() -> None:

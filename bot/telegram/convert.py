@@ -11,8 +11,6 @@ from collections.abc import Iterable, Sequence
 
 from telegram import (
     Chat,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
     Message,
     MessageEntity,
     ReactionCount,
@@ -20,17 +18,8 @@ from telegram import (
     ReactionTypeEmoji,
     User,
 )
-from telegram.constants import MessageLimit
-
-from bot.core import rating_payload
-from bot.types import ChatKind, ChatRef, MessageRef, Platform, Rating, UserRef
-
-# The inline rating buttons under every punchline (DESIGN decision 3), in display order.
-RATING_BUTTONS: tuple[tuple[Rating, str], ...] = (
-    (Rating.FUNNY, "🤣 funny"),
-    (Rating.MEH, "😐 meh"),
-    (Rating.INAPPROPRIATE, "🤮 inappropriate"),
-)
+from bot.types import ChatKind, ChatRef, MessageRef, Platform, UserRef
+from model.text import clean_text
 
 # Left over after a mention is cut out of "Hey @bot, why ...": separators and doubled spaces.
 _LEADING_SEPARATORS = " \t\n,:;"
@@ -47,17 +36,19 @@ def chat_kind(chat: Chat) -> ChatKind:
 
 
 def chat_ref(chat: Chat) -> ChatRef:
-    title = chat.title or chat.full_name or chat.username or ""
+    title = clean_text(chat.title or chat.full_name or chat.username or "")
     return ChatRef(Platform.TELEGRAM, str(chat.id), chat_kind(chat), title)
 
 
 def user_ref(user: User) -> UserRef:
-    return UserRef(Platform.TELEGRAM, str(user.id), user.full_name or user.username or "", user.is_bot)
+    """The core's name for a Telegram user; the name is cleaned (`model.text.clean_text`), so
+    no bidi override in a name can turn the text around it when it is shown."""
+    return UserRef(Platform.TELEGRAM, str(user.id), clean_text(user.full_name or user.username or ""), user.is_bot)
 
 
 def actor_chat_ref(chat: Chat) -> UserRef:
     """An anonymous group admin or a channel acting as a user: the chat stands for the person."""
-    return UserRef(Platform.TELEGRAM, str(chat.id), chat.title or chat.username or "", False)
+    return UserRef(Platform.TELEGRAM, str(chat.id), clean_text(chat.title or chat.username or ""), False)
 
 
 def message_ref(chat: Chat, message_id: int) -> MessageRef:
@@ -181,22 +172,3 @@ def reaction_counts(reactions: Sequence[ReactionCount]) -> dict[str, int]:
     return {
         r.type.emoji: r.total_count for r in reactions if isinstance(r.type, ReactionTypeEmoji)
     }
-
-
-def rating_keyboard(reply_id: int) -> InlineKeyboardMarkup:
-    """Buttons carrying ``rate:<reply_id>:<rating>`` (parsed by bot.core.parse_rating_payload)."""
-    return InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(label, callback_data=rating_payload(reply_id, rating))
-                for rating, label in RATING_BUTTONS
-            ]
-        ]
-    )
-
-
-def fit_message(text: str) -> str:
-    """Text Telegram accepts: not empty and at most 4096 characters."""
-    text = text.strip() or "…"
-    limit = MessageLimit.MAX_TEXT_LENGTH
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,7 +1,8 @@
 """Translate discord.py objects into the core's platform-free references and setup text.
 
-Shared by the Discord front-end (`bot.discord_bot`) and the battles' Discord UI, so both name
-chats and users the same way. Snowflakes travel as strings (see `bot.types`).
+Shared by the Discord handlers and the battles' Discord UI, so both name chats and users the
+same way. Snowflakes travel as strings (see `bot.types`); names are cleaned with
+`model.text.clean_text`, so no bidi override in a name can turn the text around it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import discord
 
 from bot.types import ChatKind, ChatRef, MessageRef, Platform, UserRef
+from model.text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ def chat_ref(channel_id: int, guild_id: int | None, title: str = "") -> ChatRef:
 def chat_ref_for_channel(channel: object, guild_id: int | None) -> ChatRef:
     """`chat_ref` for a discord.py channel object of any kind (named or not)."""
     title = getattr(channel, "name", None) or ("DM" if guild_id is None else "")
-    return chat_ref(getattr(channel, "id"), guild_id, str(title))
+    return chat_ref(getattr(channel, "id"), guild_id, clean_text(str(title)))
 
 
 def chat_ref_for_message(message: discord.Message) -> ChatRef:
@@ -43,7 +45,7 @@ def chat_ref_for_message(message: discord.Message) -> ChatRef:
     return chat_ref_for_channel(message.channel, guild_id)
 
 
-def chat_ref_for_interaction(interaction: discord.Interaction) -> ChatRef:
+def chat_ref_for_interaction(interaction: discord.Interaction[Any]) -> ChatRef:
     channel = interaction.channel
     if channel is None:  # never in practice; Discord always names the channel
         return chat_ref(interaction.channel_id or 0, interaction.guild_id)
@@ -52,11 +54,18 @@ def chat_ref_for_interaction(interaction: discord.Interaction) -> ChatRef:
 
 def user_ref(user: discord.abc.User) -> UserRef:
     """The core's name for a Discord user; the display name is only for people to read."""
-    return UserRef(Platform.DISCORD, str(user.id), user.display_name, bool(user.bot))
+    return UserRef(Platform.DISCORD, str(user.id), clean_text(user.display_name), bool(user.bot))
 
 
 def message_ref(chat: ChatRef, message_id: int) -> MessageRef:
     return MessageRef(chat, str(message_id))
+
+
+def interaction_message_ref(interaction: discord.Interaction[Any]) -> MessageRef | None:
+    """The message whose button was pressed, None for interactions without one."""
+    if interaction.message is None:
+        return None
+    return message_ref(chat_ref_for_interaction(interaction), interaction.message.id)
 
 
 def strip_bot_mentions(content: str, bot_id: int, bot_role_id: int | None = None) -> str:

@@ -1,8 +1,7 @@
-"""`punchline ratings export`: rated replies as JSON lines or CSV, ready to become training data.
+"""The rows of `punchline ratings export` and how they are written (JSON lines or CSV).
 
-One `ExportRow` per rated reply (kind "reply") and one per entry of a finished battle (kind
-"battle"). Row kinds plug in as `RowSource`s: an async callable `(storage, since) ->
-list[ExportRow]`.
+One `ExportRow` per rated reply (kind "reply", `bot.export.replies`) and one per entry of a
+finished battle (kind "battle", `bot.battles.export`); both build on this module.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TextIO
 
-from bot import ratings
 from bot.storage import Storage
 from config.errors import PunchlineError
 
@@ -68,48 +66,6 @@ def parse_since(value: str | None) -> datetime | None:
                 f"--since {value!r} is not a date; use YYYY-MM-DD or an ISO date-time"
             ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-async def reply_rows(storage: Storage, since: datetime | None) -> list[ExportRow]:
-    """One row per rated bot reply created at or after `since`."""
-    rows = []
-    for t in await storage.tallies(since=since, rated_only=True):
-        s = ratings.score(t)
-        rows.append(
-            ExportRow(
-                kind="reply",
-                id=t.reply_id,
-                created_at=t.created_at.isoformat(),
-                setup=t.setup,
-                punchline=t.punchline,
-                version=t.version,
-                platform=str(t.platform),
-                funniness=None if s.funniness is None else round(s.funniness, 4),
-                appropriateness=None if s.appropriateness is None else round(s.appropriateness, 4),
-                funny=t.funny + t.anon_funny,
-                not_funny=t.not_funny + t.anon_not_funny,
-                inappropriate=t.flagged + t.anon_inappropriate,
-                raters=s.raters,
-            )
-        )
-    return rows
-
-
-def default_sources() -> list[RowSource]:
-    """Rated replies, then battle results."""
-    # Imported here: bot.battles.export builds on this module's ExportRow.
-    from bot.battles.export import export_rows as battle_rows
-
-    return [reply_rows, battle_rows]
-
-
-async def collect_rows(
-    storage: Storage, since: datetime | None, sources: Sequence[RowSource] | None = None
-) -> list[ExportRow]:
-    rows: list[ExportRow] = []
-    for source in sources if sources is not None else default_sources():
-        rows.extend(await source(storage, since))
-    return rows
 
 
 def write_rows(rows: Sequence[ExportRow], fmt: str, out: TextIO) -> None:

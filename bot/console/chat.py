@@ -11,9 +11,10 @@ import getpass
 import logging
 from typing import TextIO
 
-from bot.clock import Clock, SystemClock
-from bot.core import BUTTON_SOURCE, BotCore
-from bot.storage import Storage
+from bot.clock import Clock
+from bot.core.rating_desk import BUTTON_SOURCE
+from bot.core.service import BotCore
+from bot.runtime import open_runtime
 from bot.types import (
     ChatKind,
     ChatRef,
@@ -58,7 +59,7 @@ class ConsoleChat:
         self.core = core
         self.stdin = stdin
         self.stdout = stdout
-        # A console user is the bot's owner: `BotCore.is_admin` grants Platform.CONSOLE admin
+        # A console user is the bot's owner: `Access.is_admin` grants Platform.CONSOLE admin
         # rights (e.g. /reload), since whoever runs `punchline chat` owns the model anyway.
         self.user = UserRef(Platform.CONSOLE, user_name, user_name)
         self.pending: str | None = None  # a line typed at the rating prompt that was not a rating
@@ -96,7 +97,7 @@ class ConsoleChat:
             self._say("Bye!")
             return False
         if command in ("/help", "/start"):
-            admin = self.core.is_admin(self.user)
+            admin = self.core.access.is_admin(self.user)
             self._say(self.core.help_text(Platform.CONSOLE, ChatKind.PRIVATE, admin=admin) + "\n" + CONSOLE_HELP)
             return True
         name, _, argument = line.strip().partition(" ")
@@ -121,13 +122,15 @@ class ConsoleChat:
     async def _reload(self, adapter_dir: str) -> None:
         """`/reload [adapter_dir]`: load a new adapter into the running model."""
         self._say(f"Loading {adapter_dir or 'the configured adapter'}…")
-        self._say(await self.core.reload_adapter(self.user, adapter_dir or None))
+        self._say(await self.core.admin.reload_adapter(self.user, adapter_dir or None))
 
     async def _show(self, reply: OutgoingReply) -> None:
         self._say(f"bot> {reply.text}")
         if not reply.rateable or reply.reply_id is None:
             return
-        await self.core.reply_sent(reply.reply_id, MessageRef(CONSOLE_CHAT, str(reply.reply_id)))
+        # The console has no message ids: the reply's own id names its "message".
+        ref = MessageRef(CONSOLE_CHAT, str(reply.reply_id))
+        await self.core.reply_sent(reply.reply_id, ref)
         answer = await self._read(RATE_PROMPT)
         if answer is None:
             return
@@ -139,7 +142,7 @@ class ConsoleChat:
             # Not a rating: the user moved on, treat the line as their next input.
             self.pending = answer
             return
-        self._say("   " + await self.core.rate(reply.reply_id, self.user, rating, BUTTON_SOURCE))
+        self._say("   " + await self.core.ratings.rate(ref, self.user, rating, BUTTON_SOURCE))
 
 
 async def run_chat(
@@ -151,29 +154,14 @@ async def run_chat(
     clock: Clock | None = None,
     user_name: str | None = None,
 ) -> int:
-    """Open storage and the model, chat on the streams, close everything.
+    """Open the runtime (storage and the model, no battles), chat on the streams, close it.
 
-    Without `generator`, builds and starts the in-process worker from `settings` (the model
-    loads here; a `PunchlineError` says why it cannot).
+    Without `generator` the in-process worker loads here; a `PunchlineError` says why it cannot.
     """
-    clock = clock or SystemClock()
-    storage = await Storage.open(settings.storage.path)
-    worker = None
-    try:
-        if generator is None:
-            from model.worker import create_worker  # lazily: the model stack is heavy
-
-            stdout.write(f"Loading {settings.model.base}"
-                         + (f" with adapter {settings.model.adapter}" if settings.model.adapter else "")
-                         + "…\n")
-            stdout.flush()
-            worker = create_worker(settings)
-            await worker.start()
-            generator = worker
-        core = BotCore(settings, storage, generator, clock)
-        chat = ConsoleChat(core, stdin, stdout, user_name or local_user_name())
+    if generator is None:
+        adapter = settings.model.adapter
+        stdout.write(f"Loading {settings.model.base}" + (f" with adapter {adapter}" if adapter else "") + "…\n")
+        stdout.flush()
+    async with open_runtime(settings, generator=generator, clock=clock, battles=False) as runtime:
+        chat = ConsoleChat(runtime.core, stdin, stdout, user_name or local_user_name())
         return await chat.run()
-    finally:
-        if worker is not None:
-            await worker.close()
-        await storage.close()

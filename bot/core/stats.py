@@ -1,12 +1,22 @@
-"""The text of `/stats`: replies made, ratings received, scores, the best punchlines, the worker."""
+"""The text of `/stats`: replies made, ratings received, scores, the best punchlines, the worker,
+and whatever sections other parts add (battles add their tally and Elo table)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-from bot import ratings
-from bot.storage import ReplyTally
-from model.types import WorkerStats
+from bot.core import ratings
+from bot.core.texts import MSG_STATS_UNAVAILABLE
+from bot.storage import Storage
+from bot.storage.records import ReplyTally
+from bot.types import ChatKind, ChatRef
+from model.types import Generator, WorkerStats
+
+log = logging.getLogger(__name__)
+
+# A part of the bot that adds lines to /stats for a chat ("" adds nothing); never raises.
+StatsSection = Callable[[ChatRef], Awaitable[str]]
 
 TOP_N = 3
 _MAX_QUOTE = 120  # characters of a setup or punchline quoted in /stats
@@ -76,3 +86,27 @@ def render_stats(
     if worker is not None:
         lines.append(worker_line(worker))
     return "\n".join(lines)
+
+
+async def stats_text(
+    storage: Storage, generator: Generator, chat: ChatRef, sections: Sequence[StatsSection] = ()
+) -> str:
+    """The /stats answer for `chat`. Never raises."""
+    try:
+        tallies = await storage.ratings.tallies(chat=chat)
+        counts = await storage.requests.counts(chat)
+    except Exception:
+        log.exception("could not read stats")
+        return MSG_STATS_UNAVAILABLE
+    worker = None
+    try:
+        worker = generator.stats()
+    except Exception:
+        log.warning("the generator gave no stats", exc_info=True)
+    title = "Stats for this chat" if chat.kind is not ChatKind.PRIVATE else "Your stats"
+    parts = [render_stats(title, tallies, counts, worker)]
+    for section in sections:
+        extra = await section(chat)
+        if extra:
+            parts.append(extra)
+    return "\n\n".join(parts)

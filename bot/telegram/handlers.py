@@ -1,9 +1,10 @@
 """What the Telegram bot does with each update: setups, commands, buttons, reactions, membership.
 
-`TelegramHandlers` holds its dependencies (the core and the Telegram settings) and registers its
-callbacks on a python-telegram-bot `Application` in handler group 0 (battles sit in group -1).
-Group manners (DESIGN decision 5): in private chats every text is a setup; in groups only
-``/joke``, replies to the bot and mentions of it are; other chatter is never read further.
+`TelegramHandlers` holds its dependencies (the core, the Telegram settings, the sender, and the
+battle UI for battle buttons); `bot.telegram.app.register_handlers` is where its callbacks are
+registered. Group manners (docs/DESIGN.md, decision 5): in private chats every text is a setup;
+in groups only ``/joke``, replies to the bot and mentions of it are; other chatter is never
+read further.
 """
 
 from __future__ import annotations
@@ -12,44 +13,39 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
-from telegram import Chat, ChatMember, InlineKeyboardMarkup, Message, ReplyParameters, Update
+from telegram import Chat, ChatMember, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatAction
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
-from telegram.ext import (
-    Application,
-    CallbackQueryHandler,
-    ChatMemberHandler,
-    CommandHandler,
-    ContextTypes,
-    MessageHandler,
-    MessageReactionHandler,
-    filters,
-)
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
 
-from bot.core import MSG_ERROR, BotCore, parse_rating_payload
-from bot.telegram_convert import (
+from bot.core.service import BotCore
+from bot.core.texts import MSG_ERROR
+from bot.payloads import EnterPayload, RatePayload, VotePayload, decode
+from bot.telegram.convert import (
     actor_chat_ref,
     addressed_text,
     chat_kind,
     chat_ref,
     command_argument,
     command_target,
-    fit_message,
     message_ref,
     private_text,
-    rating_keyboard,
     reaction_counts,
     reaction_emojis,
     sender,
     user_ref,
 )
+from bot.telegram.keyboards import rating_keyboard
+from bot.telegram.sender import TelegramSender
 from bot.types import ChatKind, IncomingSetup, Platform
 from config.settings import TelegramSettings
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from bot.telegram.battles import TelegramBattleUI
 
-HANDLER_GROUP = 0  # battles install theirs in group -1, ahead of these
+log = logging.getLogger(__name__)
 
 MSG_JOKE_USAGE = "Usage: /joke <setup> — for example: /joke Why do Yoda's jokes always suck?"
 MSG_UNKNOWN_COMMAND = "I don't know that command. Send me a joke setup, or see /help."
@@ -71,48 +67,21 @@ _ADMIN_CHECKED = "punchline.admin_checked"
 _ADMIN_STATUSES = (ChatMember.ADMINISTRATOR, ChatMember.OWNER)
 _MEMBER_STATUSES = (ChatMember.MEMBER, ChatMember.RESTRICTED, *_ADMIN_STATUSES)
 
-# New messages only: edited messages are ignored on purpose (the answer was already given).
-_NEW_MESSAGE = filters.UpdateType.MESSAGE
-
 
 class TelegramHandlers:
     """The bot's update callbacks, bound to one core."""
 
-    def __init__(self, core: BotCore, settings: TelegramSettings):
+    def __init__(
+        self,
+        core: BotCore,
+        settings: TelegramSettings,
+        sender: TelegramSender,
+        battle_ui: TelegramBattleUI | None = None,
+    ):
         self.core = core
         self.settings = settings
-
-    def install(self, application: Application) -> None:  # type: ignore[type-arg]
-        """Register every callback (group 0) and the error handler on `application`."""
-        add = application.add_handler
-        g = HANDLER_GROUP
-        add(CommandHandler(("start", "help"), self.on_help, filters=_NEW_MESSAGE), g)
-        add(CommandHandler("stats", self.on_stats, filters=_NEW_MESSAGE), g)
-        add(CommandHandler("joke", self.on_joke, filters=_NEW_MESSAGE), g)
-        # Admin-only, so not in the command menu everyone sees; the core checks who asks.
-        add(CommandHandler("reload", self.on_reload, filters=_NEW_MESSAGE), g)
-        add(MessageHandler(filters.COMMAND & _NEW_MESSAGE, self.on_unknown_command), g)
-        text = filters.TEXT & ~filters.COMMAND & _NEW_MESSAGE
-        add(MessageHandler(text & filters.ChatType.PRIVATE, self.on_private_text), g)
-        add(MessageHandler(text & filters.ChatType.GROUPS, self.on_group_text), g)
-        add(CallbackQueryHandler(self.on_rating_button, pattern=r"^rate:"), g)
-        add(CallbackQueryHandler(self.on_other_button), g)
-        add(
-            MessageReactionHandler(
-                self.on_reaction,
-                message_reaction_types=MessageReactionHandler.MESSAGE_REACTION_UPDATED,
-            ),
-            g,
-        )
-        add(
-            MessageReactionHandler(
-                self.on_reaction_count,
-                message_reaction_types=MessageReactionHandler.MESSAGE_REACTION_COUNT_UPDATED,
-            ),
-            g,
-        )
-        add(ChatMemberHandler(self.on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER), g)
-        application.add_error_handler(self.on_error)
+        self.sender = sender
+        self.battle_ui = battle_ui  # battle buttons are routed there
 
     # ------------------------------------------------------------------------------ setups
     async def on_private_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -134,7 +103,7 @@ class TelegramHandlers:
         text = command_argument(message, context.bot.id, context.bot.username)
         if not text:
             if self._allowed_sender(message):
-                await self._send(context, message, MSG_JOKE_USAGE)
+                await self._reply(message, MSG_JOKE_USAGE)
             return
         await self._answer_setup(message, context, text)
 
@@ -143,7 +112,7 @@ class TelegramHandlers:
     ) -> None:
         user = sender(message)
         chat = chat_ref(message.chat)
-        if user is None or chat.kind is ChatKind.CHANNEL or not self.core.is_allowed(chat, user):
+        if user is None or chat.kind is ChatKind.CHANNEL or not self.core.access.is_allowed(chat, user):
             return
         try:
             setup = IncomingSetup(chat, user, text, addressed=True, message_id=str(message.message_id))
@@ -151,14 +120,14 @@ class TelegramHandlers:
                 reply = await self.core.handle_setup(setup)
             if reply is None:
                 return
-            markup = rating_keyboard(reply.reply_id) if reply.rateable else None
-            sent = await self._send(context, message, reply.text, markup)
+            markup = rating_keyboard() if reply.rateable else None
+            sent = await self._reply(message, reply.text, markup)
             if sent is not None and reply.reply_id is not None and reply.rateable:
                 await self.core.reply_sent(reply.reply_id, message_ref(sent.chat, sent.message_id))
         except Exception:
             # The core never raises; this is the front-end failing. Say so kindly, log the rest.
             log.exception("answering a setup in chat %s failed", message.chat_id)
-            await self._send(context, message, MSG_ERROR)
+            await self._reply(message, MSG_ERROR)
             return
         if chat.kind is ChatKind.GROUP:
             await self._reaction_hint_if_needed(context, message.chat)
@@ -168,31 +137,31 @@ class TelegramHandlers:
         message = update.effective_message
         assert message is not None
         user = sender(message)
-        if user is not None and self.core.is_allowed(chat_ref(message.chat), user):
+        if user is not None and self.core.access.is_allowed(chat_ref(message.chat), user):
             text = self.core.help_text(
-                Platform.TELEGRAM, chat_kind(message.chat), admin=self.core.is_admin(user)
+                Platform.TELEGRAM, chat_kind(message.chat), admin=self.core.access.is_admin(user)
             )
-            await self._send(context, message, text)
+            await self._reply(message, text)
 
     async def on_stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         assert message is not None
         if self._allowed_sender(message):
-            await self._send(context, message, await self.core.stats_text(chat_ref(message.chat)))
+            await self._reply(message, await self.core.stats_text(chat_ref(message.chat)))
 
     async def on_reload(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """``/reload [adapter_dir]``: an admin swaps the adapter; others get a polite no."""
         message = update.effective_message
         assert message is not None
         user = sender(message)
-        if user is None or not self.core.is_allowed(chat_ref(message.chat), user):
+        if user is None or not self.core.access.is_allowed(chat_ref(message.chat), user):
             return
         adapter_dir = command_argument(message, context.bot.id, context.bot.username)
         # Loading an adapter takes a while (seconds to a minute): show "typing…" meanwhile.
-        busy = self._typing(context, message) if self.core.is_admin(user) else contextlib.nullcontext()
+        busy = self._typing(context, message) if self.core.access.is_admin(user) else contextlib.nullcontext()
         async with busy:
-            text = await self.core.reload_adapter(user, adapter_dir or None)
-        await self._send(context, message, text)
+            text = await self.core.admin.reload_adapter(user, adapter_dir or None)
+        await self._reply(message, text)
 
     async def on_unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Private chats get a help line; groups only for ``/cmd@thisbot`` (others may be meant
@@ -205,33 +174,36 @@ class TelegramHandlers:
         if message.chat.type != Chat.PRIVATE and target is None:
             return
         if self._allowed_sender(message):
-            await self._send(context, message, MSG_UNKNOWN_COMMAND)
+            await self._reply(message, MSG_UNKNOWN_COMMAND)
 
     def _allowed_sender(self, message: Message) -> bool:
         user = sender(message)
-        return user is not None and self.core.is_allowed(chat_ref(message.chat), user)
+        return user is not None and self.core.access.is_allowed(chat_ref(message.chat), user)
 
     # ----------------------------------------------------------------------------- buttons
-    async def on_rating_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Every inline button: rating buttons rate the punchline they sit on; battle buttons
+        go to the battle UI; anything else (old keyboards, forged data) gets a polite answer,
+        never a spinner that does not stop."""
         query = update.callback_query
         assert query is not None
-        parsed = parse_rating_payload(query.data)
-        if parsed is None:
-            await query.answer(MSG_STALE_BUTTON)
-            return
-        reply_id, rating = parsed
-        text = await self.core.rate(reply_id, user_ref(query.from_user), rating)
-        await query.answer(text)
-
-    async def on_other_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A button nobody handles (old keyboards, forged data): a polite answer, no spinner."""
-        query = update.callback_query
-        assert query is not None
-        await query.answer(MSG_STALE_BUTTON)
+        payload = decode(query.data)
+        message = query.message
+        if isinstance(payload, RatePayload) and message is not None:
+            ref = message_ref(message.chat, message.message_id)
+            text = await self.core.ratings.rate(ref, user_ref(query.from_user), payload.rating)
+        elif isinstance(payload, (VotePayload, EnterPayload)) and self.battle_ui is not None:
+            text = await self.battle_ui.on_button(query, payload)
+        else:
+            text = MSG_STALE_BUTTON
+        try:
+            await query.answer(text)
+        except TelegramError as exc:
+            log.info("button press not answered: %r", exc)
 
     # --------------------------------------------------------------------------- reactions
     async def on_reaction(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A person's reaction set changed: the new list is the net state (DESIGN decision 3)."""
+        """A person's reaction set changed: the new list is the net state (docs/DESIGN.md, decision 3)."""
         change = update.message_reaction
         assert change is not None
         if change.user is not None:
@@ -245,13 +217,13 @@ class TelegramHandlers:
         old, new = reaction_emojis(change.old_reaction), reaction_emojis(change.new_reaction)
         if not old and not new:
             return  # only custom emoji or paid stars changed: no rating either way
-        await self.core.set_reactions(message_ref(change.chat, change.message_id), who, new)
+        await self.core.ratings.set_reactions(message_ref(change.chat, change.message_id), who, new)
 
     async def on_reaction_count(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Anonymous reactions (channels): the totals replace the earlier ones."""
         change = update.message_reaction_count
         assert change is not None
-        await self.core.set_reaction_counts(
+        await self.core.ratings.set_reaction_counts(
             message_ref(change.chat, change.message_id), reaction_counts(change.reactions)
         )
 
@@ -267,7 +239,7 @@ class TelegramHandlers:
             context.chat_data[_ADMIN_CHECKED] = True  # the update told us the status
         if new not in _MEMBER_STATUSES:
             return  # left or kicked: nothing can be said
-        if not self.core.is_allowed(chat_ref(change.chat), user_ref(change.from_user)):
+        if not self.core.access.is_allowed(chat_ref(change.chat), user_ref(change.from_user)):
             return  # added to a chat it does not serve: stay quiet
         added = old not in _MEMBER_STATUSES
         hint = new not in _ADMIN_STATUSES and await self.core.first_time(
@@ -275,7 +247,7 @@ class TelegramHandlers:
         )
         lines = ([MSG_HELLO] if added else []) + ([MSG_REACTION_HINT] if hint else [])
         if lines:
-            await self._send_to(context, change.chat.id, "\n\n".join(lines))
+            await self.sender.send(change.chat.id, "\n\n".join(lines))
 
     async def _reaction_hint_if_needed(self, context: ContextTypes.DEFAULT_TYPE, chat: Chat) -> None:
         """After answering in a group: if the bot is no admin there, say once how to fix it."""
@@ -291,7 +263,7 @@ class TelegramHandlers:
         if member.status in _ADMIN_STATUSES:
             return
         if await self.core.first_time(chat_ref(chat), REACTION_HINT_FLAG):
-            await self._send_to(context, chat.id, MSG_REACTION_HINT)
+            await self.sender.send(chat.id, MSG_REACTION_HINT)
 
     # ------------------------------------------------------------------------------ errors
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -304,7 +276,7 @@ class TelegramHandlers:
             if update.callback_query is not None:
                 await update.callback_query.answer(MSG_ERROR)
             elif update.message is not None and self._expects_answer(update.message, context):
-                await self._send(context, update.message, MSG_ERROR)
+                await self._reply(update.message, MSG_ERROR)
 
     def _expects_answer(self, message: Message, context: ContextTypes.DEFAULT_TYPE) -> bool:
         if sender(message) is None:
@@ -318,54 +290,11 @@ class TelegramHandlers:
         )
 
     # ----------------------------------------------------------------------------- sending
-    async def _send(
-        self,
-        context: ContextTypes.DEFAULT_TYPE,
-        message: Message,
-        text: str,
-        markup: InlineKeyboardMarkup | None = None,
+    async def _reply(
+        self, message: Message, text: str, markup: InlineKeyboardMarkup | None = None
     ) -> Message | None:
         """Reply to `message`; None when it could not be delivered (logged)."""
-        return await self._send_to(context, message.chat_id, text, markup, reply_to=message.message_id)
-
-    async def _send_to(
-        self,
-        context: ContextTypes.DEFAULT_TYPE,
-        chat_id: int,
-        text: str,
-        markup: InlineKeyboardMarkup | None = None,
-        reply_to: int | None = None,
-    ) -> Message | None:
-        """Send, resending after a 5xx or a dropped connection.
-
-        429s are retried by the AIORateLimiter underneath. A timeout is not resent (the message
-        may have arrived), nor are errors that would repeat (bad request, blocked by the user).
-        """
-        reply = (
-            ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
-            if reply_to is not None
-            else None
-        )
-        delay = self.settings.send_retry_delay
-        for attempt in range(self.settings.send_retries + 1):
-            try:
-                return await context.bot.send_message(
-                    chat_id, fit_message(text), reply_parameters=reply, reply_markup=markup
-                )
-            except (BadRequest, Forbidden, TimedOut, RetryAfter) as exc:
-                log.warning("message to chat %s not sent: %r", chat_id, exc)
-                return None
-            except NetworkError as exc:
-                if attempt == self.settings.send_retries:
-                    log.warning("message to chat %s not sent after %d tries: %r", chat_id, attempt + 1, exc)
-                    return None
-                log.info("sending to chat %s failed (%r); retrying in %.1f s", chat_id, exc, delay)
-                await asyncio.sleep(delay)
-                delay *= 2
-            except TelegramError as exc:
-                log.warning("message to chat %s not sent: %r", chat_id, exc)
-                return None
-        return None
+        return await self.sender.send(message.chat_id, text, markup, reply_to=message.message_id)
 
     @contextlib.asynccontextmanager
     async def _typing(

@@ -1,4 +1,4 @@
-"""Reactions and buttons as humour ratings on two axes (DESIGN decision 3).
+"""Reactions and buttons as humour ratings on two axes (docs/DESIGN.md, decision 3).
 
 Axes:
 - funniness: +1 funny, -1 not funny, 0 neither;
@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.storage import ReplyTally
+from bot.storage.records import ReplyTally
 from bot.types import Rating
 from config.settings import RatingSettings
 

@@ -3,10 +3,11 @@
     application = build_application(settings, core, battles)
     await run_telegram(application, stop)        # polls until `stop` is set, then shuts down
 
-The Bot API base URL is a setting (``PUNCHLINE_TELEGRAM__BASE_URL``), for a self-hosted Bot API
-server or the fake one the tests run on loopback. Flood limits (429 with retry_after) are
-absorbed by PTB's AIORateLimiter, which waits and retries instead of dropping the message.
-What each update does lives in `bot.telegram_handlers`.
+`register_handlers` is the one place that lists everything the Telegram bot answers. The Bot
+API base URL is a setting (``PUNCHLINE_TELEGRAM__BASE_URL``), for a self-hosted Bot API server or
+the fake one the tests run on loopback. Flood limits (429 with retry_after) are absorbed by
+PTB's AIORateLimiter, which waits and retries instead of dropping the message. What each update
+does lives in `bot.telegram.handlers` and `bot.telegram.battles`.
 """
 
 from __future__ import annotations
@@ -17,17 +18,29 @@ from typing import TYPE_CHECKING
 
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken, TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    MessageHandler,
+    MessageReactionHandler,
+    filters,
+)
 
-from bot.core import BotCore
-from bot.telegram_handlers import TelegramHandlers
+from bot.battles.service import BattleService
+from bot.core.service import BotCore
+from bot.telegram.battles import TelegramAnnouncer, TelegramBattleUI
+from bot.telegram.handlers import TelegramHandlers
+from bot.telegram.sender import TelegramSender
 from config.errors import PunchlineError
+from bot.types import Platform
 from config.settings import Settings
 
 if TYPE_CHECKING:
     import asyncio
-
-    from bot.battles.service import BattleService
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +59,15 @@ BOT_COMMANDS: tuple[BotCommand, ...] = (
     BotCommand("stats", "How my punchlines are rated here"),
     BotCommand("help", "How to ask and how to rate"),
 )
-BATTLE_COMMANDS: tuple[BotCommand, ...] = (  # handled by bot.battles.telegram_ui
+BATTLE_COMMANDS: tuple[BotCommand, ...] = (  # handled by bot.telegram.battles
     BotCommand("battle", "Start a joke battle: /battle [setup]"),
     BotCommand("leaderboard", "This group's battle leaderboard"),
     BotCommand("cancel", "Cancel a battle (admins) or your secret entry"),
 )
 
 _RUNTIME_KEY = "punchline.telegram"  # application.bot_data entry read by run_telegram
+BATTLE_GROUP = -1  # handler groups: battles first, then the core
+CORE_GROUP = 0
 
 
 class TelegramStartError(PunchlineError):
@@ -72,7 +87,8 @@ def build_application(
 ) -> Application:  # type: ignore[type-arg]
     """A configured, not yet started Application: handlers, rate limiter, base URL, commands.
 
-    With `battles`, the battle handlers are installed too (group -1, ahead of the core's).
+    With `battles`, the battle handlers are registered too. Raises `TelegramStartError`
+    without a token.
     """
     tg = settings.telegram
     if tg.token is None or not tg.token.get_secret_value().strip():
@@ -96,15 +112,52 @@ def build_application(
         .build()
     )
     commands = BOT_COMMANDS + (BATTLE_COMMANDS if battles is not None else ())
-    application.bot_data[_RUNTIME_KEY] = _Runtime(
-        tg.poll_timeout, tg.poll_interval, tg.base_url, commands
-    )
-    TelegramHandlers(core, tg).install(application)
+    application.bot_data[_RUNTIME_KEY] = _Runtime(tg.poll_timeout, tg.poll_interval, tg.base_url, commands)
+    sender = TelegramSender(application.bot, tg)
+    battle_ui = None
     if battles is not None:
-        from bot.battles.telegram_ui import install_battles
-
-        install_battles(application, battles)
+        battles.attach(Platform.TELEGRAM, TelegramAnnouncer(sender))
+        battle_ui = TelegramBattleUI(battles, sender)
+    register_handlers(application, TelegramHandlers(core, tg, sender, battle_ui), battle_ui)
     return application
+
+
+def register_handlers(
+    application: Application,  # type: ignore[type-arg]
+    bot: TelegramHandlers,
+    battles: TelegramBattleUI | None,
+) -> None:
+    """Every update the Telegram bot answers, in one list.
+
+    Battle handlers sit in group -1, ahead of the core's (group 0): a battle handler that
+    consumes an update (a reply entry, a secret entry) stops it there; one that does not lets
+    it through to the core. Edited messages are ignored on purpose (the answer was given).
+    """
+    new = filters.UpdateType.MESSAGE
+    text = filters.TEXT & ~filters.COMMAND & new
+    add = application.add_handler
+    if battles is not None:
+        add(CommandHandler("battle", battles.on_battle, filters=new), BATTLE_GROUP)
+        add(CommandHandler("cancel", battles.on_cancel, filters=new), BATTLE_GROUP)
+        add(CommandHandler("leaderboard", battles.on_leaderboard, filters=new), BATTLE_GROUP)
+        add(CommandHandler("start", battles.on_start_battle, filters=new & filters.ChatType.PRIVATE), BATTLE_GROUP)
+        add(MessageHandler(text & filters.ChatType.GROUPS & filters.REPLY, battles.on_group_reply), BATTLE_GROUP)
+        add(MessageHandler(text & filters.ChatType.PRIVATE, battles.on_private_text), BATTLE_GROUP)
+    add(CommandHandler(("start", "help"), bot.on_help, filters=new), CORE_GROUP)
+    add(CommandHandler("stats", bot.on_stats, filters=new), CORE_GROUP)
+    add(CommandHandler("joke", bot.on_joke, filters=new), CORE_GROUP)
+    # Admin-only, so not in the command menu everyone sees; the core checks who asks.
+    add(CommandHandler("reload", bot.on_reload, filters=new), CORE_GROUP)
+    add(MessageHandler(filters.COMMAND & new, bot.on_unknown_command), CORE_GROUP)
+    add(MessageHandler(text & filters.ChatType.PRIVATE, bot.on_private_text), CORE_GROUP)
+    add(MessageHandler(text & filters.ChatType.GROUPS, bot.on_group_text), CORE_GROUP)
+    add(CallbackQueryHandler(bot.on_button), CORE_GROUP)  # every button; battle ones are routed on
+    updated = MessageReactionHandler.MESSAGE_REACTION_UPDATED
+    counted = MessageReactionHandler.MESSAGE_REACTION_COUNT_UPDATED
+    add(MessageReactionHandler(bot.on_reaction, message_reaction_types=updated), CORE_GROUP)
+    add(MessageReactionHandler(bot.on_reaction_count, message_reaction_types=counted), CORE_GROUP)
+    add(ChatMemberHandler(bot.on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER), CORE_GROUP)
+    application.add_error_handler(bot.on_error)
 
 
 async def _post_init(application: Application) -> None:  # type: ignore[type-arg]

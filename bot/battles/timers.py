@@ -1,0 +1,128 @@
+"""When rounds move on: one asyncio timer per open round, re-armed after every phase change.
+
+Deadlines live in the database (docs/DESIGN.md, decision 8), so `resume()` re-arms every open
+round after a restart, and a phase whose deadline passed while the bot was down closes at once
+(in a task, so a front-end still connecting does not hold up start-up). Tests move a manual
+clock and call `advance_due()` instead of waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+
+from bot.battles import state
+from bot.battles.models import AuthorKind, Battle, Phase
+from bot.battles.rounds import Rounds
+
+log = logging.getLogger(__name__)
+
+# How long close() lets a phase change under way finish (its messages being posted).
+CLOSE_GRACE_S = 10.0
+# Timers sleep at most this long between looks at the clock.
+MAX_TIMER_SLEEP_S = 60.0
+
+
+class RoundTimers:
+    """Arms, re-arms and stops the timers of open rounds."""
+
+    def __init__(self, rounds: Rounds):
+        self.rounds = rounds
+        self._timers: dict[int, asyncio.Task[None]] = {}
+        self._kicks: set[asyncio.Task[None]] = set()  # referenced so they are not collected
+        self._busy: set[int] = set()  # rounds whose phase is changing right now
+        self._closed = False
+
+    async def resume(self) -> list[int]:
+        """Re-arm every open round of the attached platforms after a start-up; a round still
+        taking entries gets the bot's entry if it had none. Returns the resumed ids."""
+        storage = self.rounds.storage
+        battles = await storage.battles.open_battles(self.rounds.announcers)
+        now = self.rounds.clock.now()
+        for battle in battles:
+            if battle.phase is Phase.ENTRY and now < battle.entry_deadline:
+                entries = await storage.battles.entries(battle.id)
+                if not any(e.kind is AuthorKind.BOT for e in entries):
+                    self.rounds.start_bot_entry(battle)
+            self.schedule(battle)
+        if battles:
+            log.info("resumed battles %s", ", ".join(str(b.id) for b in battles))
+        return [b.id for b in battles]
+
+    async def advance_due(self) -> list[int]:
+        """Close every phase whose deadline has passed now; the ids of the rounds moved on."""
+        moved = []
+        for battle in await self.rounds.storage.battles.open_battles(self.rounds.announcers):
+            if state.is_due(battle, self.rounds.clock.now()) and await self._advance(battle):
+                moved.append(battle.id)
+        return moved
+
+    def schedule(self, battle: Battle) -> None:
+        """(Re)arm the round's timer for its current deadline."""
+        if self._closed or battle.deadline is None:
+            return
+        old = self._timers.get(battle.id)
+        if old is not None and old is not asyncio.current_task() and not old.done():
+            old.cancel()
+        task = asyncio.create_task(self._timer(battle.id, battle.deadline), name=f"battle-{battle.id}-timer")
+        self._timers[battle.id] = task
+        task.add_done_callback(lambda t, bid=battle.id: self._drop_timer(bid, t))
+
+    def stop(self, battle_id: int) -> None:
+        """The round ended: its timer has nothing left to do."""
+        task = self._timers.get(battle_id)
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            task.cancel()
+
+    def kick_if_due(self, battle: Battle, now: datetime) -> None:
+        """Someone acted after the deadline before the timer fired: move the round on now."""
+        if state.is_due(battle, now) and not self._closed:
+            task = asyncio.create_task(self._advance(battle), name=f"battle-{battle.id}-kick")
+            self._kicks.add(task)
+            task.add_done_callback(self._kicks.discard)
+
+    async def close(self, grace: float = CLOSE_GRACE_S) -> None:
+        """Stop every timer; a phase change under way gets `grace` seconds to finish, so its
+        messages are not cut off half-way. Rounds stay in the database."""
+        self._closed = True
+        changing = [t for bid, t in self._timers.items() if bid in self._busy] + list(self._kicks)
+        if changing:
+            await asyncio.wait(changing, timeout=grace)
+        tasks = [*self._timers.values(), *self._kicks]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._timers.clear()
+        self._kicks.clear()
+
+    async def _advance(self, battle: Battle) -> bool:
+        """Advance one round; re-arm it if it is still open. True when its phase changed."""
+        after = await self.rounds.advance(battle.id)
+        if after is not None and after.phase.is_open:
+            self.schedule(after)
+        return after is not None and after.phase is not battle.phase
+
+    async def _timer(self, battle_id: int, deadline: datetime) -> None:
+        clock = self.rounds.clock
+        try:
+            while (left := (deadline - clock.now()).total_seconds()) > 0:
+                await asyncio.sleep(min(left, MAX_TIMER_SLEEP_S))
+            self._busy.add(battle_id)
+            try:
+                battle = await self.rounds.storage.battles.get(battle_id)
+                if battle is not None:
+                    await self._advance(battle)
+            finally:
+                self._busy.discard(battle_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("battle %d: the timer failed", battle_id)
+
+    def _drop_timer(self, battle_id: int, task: asyncio.Task[None]) -> None:
+        if self._timers.get(battle_id) is task:
+            del self._timers[battle_id]

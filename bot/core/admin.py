@@ -1,0 +1,80 @@
+"""Commands that change the running bot, for its admins only: `/reload [adapter_dir]`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from bot.core import texts
+from bot.core.access import Access
+from bot.types import UserRef
+from config.errors import PunchlineError
+from config.settings import ModelSettings
+from model.types import Generator, Reloadable
+
+log = logging.getLogger(__name__)
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def serving_version(generator: Generator) -> str:
+    """The version serving now (the generator's first), "unknown" if it cannot say."""
+    try:
+        versions = generator.versions
+    except Exception:
+        log.warning("the generator gave no versions", exc_info=True)
+        return "unknown"
+    return versions[0] if versions else "unknown"
+
+
+class AdminCommands:
+    """What admins may ask of the running bot."""
+
+    def __init__(self, model: ModelSettings, access: Access, generator: Generator):
+        self.model = model
+        self.access = access
+        self.generator = generator
+
+    async def reload_adapter(self, user: UserRef, adapter_dir: str | None) -> str:
+        """An admin's ``/reload [adapter_dir]``: serve another adapter without a restart.
+
+        Without a directory the configured adapter (``PUNCHLINE_MODEL__ADAPTER``) is loaded
+        again, which is where ``punchline train --output DIR --force`` leaves a refreshed one.
+        The generator loads it beside the serving model and swaps between batches; on failure
+        the old version keeps serving. Returns the text to show. Never raises.
+        """
+        who = f"{user.platform.value}:{user.user_id}" + (f" ({user.name})" if user.name else "")
+        if not self.access.is_admin(user):
+            log.info("refused /reload from %s: not an admin", who)
+            return texts.MSG_RELOAD_REFUSED
+        generator = self.generator
+        if not isinstance(generator, Reloadable):
+            log.warning("%s asked for /reload, but the generator cannot reload", who)
+            return texts.MSG_RELOAD_UNSUPPORTED
+        given = (adapter_dir or "").strip()
+        path = Path(given).expanduser() if given else self.model.adapter
+        if path is None:
+            return texts.MSG_RELOAD_NO_ADAPTER
+        old = serving_version(generator)
+        log.info("%s reloads the adapter from %s (serving %s)", who, path, old)
+        try:
+            new = await generator.reload(path)
+        except PunchlineError as exc:
+            # AdapterError (missing, corrupt, other base model), WorkerClosed, ...: the worker
+            # kept its old version, so the admin learns why and what is still live.
+            reason = _first_line(str(exc)) or type(exc).__name__
+            still = serving_version(generator)
+            log.info("reload of %s by %s failed: %s; still serving %s", path, who, reason, still)
+            return texts.MSG_RELOAD_FAILED.format(path=path, reason=reason, old=still)
+        except Exception:
+            log.exception("reload of %s by %s failed", path, who)
+            return texts.MSG_RELOAD_FAILED.format(
+                path=path, reason=texts.MSG_RELOAD_UNEXPECTED, old=serving_version(generator)
+            )
+        log.info("%s reloaded the adapter: now serving %s from %s (was %s)", who, new, path, old)
+        if new == old:
+            return texts.MSG_RELOADED_SAME.format(new=new, path=path)
+        return texts.MSG_RELOADED.format(new=new, old=old)

@@ -1,0 +1,180 @@
+"""`BotCore`: the platform-free bot, shared by every front-end (Telegram, Discord, console).
+
+    core = BotCore(settings, storage, generator, clock, stats_sections=[battles.stats_text])
+    reply = await core.handle_setup(IncomingSetup(chat, user, text, addressed=True))
+    await core.reply_sent(reply.reply_id, MessageRef(chat, platform_message_id))
+    await core.ratings.set_reactions(ref, user, ["🤣"])      # bot.core.rating_desk
+    await core.admin.reload_adapter(user, "adapters/v2")     # bot.core.admin
+    core.access.is_allowed(chat, user)                       # bot.core.access
+
+Front-ends turn platform events into `bot.types` events and call the core; the core validates,
+limits, stores and asks the `Generator` (only through `model.types`). No method raises to a
+front-end: faults become a friendly `OutgoingReply` (or False), and are logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from collections.abc import Sequence
+
+from bot.clock import Clock
+from bot.core import ratings, texts
+from bot.core.access import Access
+from bot.core.admin import AdminCommands
+from bot.core.limits import Admission, RateLimiter
+from bot.core.rating_desk import RatingDesk
+from bot.core.stats import StatsSection, stats_text
+from bot.storage import Storage
+from bot.types import ChatKind, ChatRef, IncomingSetup, MessageRef, OutgoingReply, Platform, ReplyKind
+from config.settings import Settings
+from model.text import clean_text
+from model.types import (
+    DeadlineExceeded,
+    GenerationError,
+    Generator,
+    InvalidSetup,
+    WorkerBusy,
+    WorkerClosed,
+)
+
+log = logging.getLogger(__name__)
+
+
+def has_words(text: str) -> bool:
+    """True when the text has a letter or digit in any script (emoji-only has none)."""
+    return any(unicodedata.category(ch)[0] in ("L", "N") for ch in text)
+
+
+class BotCore:
+    """The bot's behaviour, shared by every front-end."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        generator: Generator,
+        clock: Clock,
+        *,
+        access: Access | None = None,
+        stats_sections: Sequence[StatsSection] = (),
+    ):
+        """`stats_sections` add lines to /stats (battles add theirs), so the core needs to know
+        nothing of them; `access` is shared with the battles (built from settings if omitted)."""
+        self.settings = settings
+        self.storage = storage
+        self.generator = generator
+        self.clock = clock
+        self.access = access or Access(settings)
+        self.emoji_map = ratings.EmojiMap.from_settings(settings.ratings)
+        self.ratings = RatingDesk(storage, clock, self.emoji_map)
+        self.admin = AdminCommands(settings.model, self.access, generator)
+        self.limiter = RateLimiter(settings.limits, clock)
+        self.stats_sections = list(stats_sections)
+        # The stricter of the two limits: the worker would refuse longer setups anyway.
+        self.max_setup_chars = min(settings.limits.max_message_chars, settings.model.max_setup_chars)
+
+    # -- setups ---------------------------------------------------------------------------------
+
+    async def handle_setup(self, msg: IncomingSetup) -> OutgoingReply | None:
+        """Answer a possible setup; None means ignored on purpose. Never raises."""
+        if msg.user.is_bot:
+            return None
+        if msg.chat.kind is not ChatKind.PRIVATE and not msg.addressed:
+            # Group manners (docs/DESIGN.md, decision 5): never unaddressed chatter. Channels
+            # behave like groups: an admin's `/joke` post is answered, its reactions are counts.
+            return None
+        if not self.access.is_allowed(msg.chat, msg.user):
+            log.info("ignored a setup from %s in %s (not allowed)", msg.user.user_id, msg.chat.chat_id)
+            return None
+        try:
+            return await self._answer(msg)
+        except Exception:
+            log.exception("failed to answer a setup in %s/%s", msg.chat.platform, msg.chat.chat_id)
+            return OutgoingReply(ReplyKind.ERROR, texts.MSG_ERROR)
+
+    async def _answer(self, msg: IncomingSetup) -> OutgoingReply:
+        text = clean_text(msg.text)
+        requests = self.storage.requests
+        request_id = await requests.add(msg.chat, msg.user, text, msg.message_id, self.clock.now())
+        refusal = self._refusal(text)
+        if refusal is not None:
+            await requests.finish(request_id, "refused", self.clock.now(), refusal)
+            return OutgoingReply(ReplyKind.REFUSAL, refusal)
+        key = (msg.user.platform, msg.user.user_id)
+        decision = self.limiter.acquire(key)
+        if not decision.ok:
+            line = (
+                texts.MSG_IN_FLIGHT
+                if decision.admission is Admission.IN_FLIGHT
+                else texts.MSG_SLOW_DOWN.format(seconds=max(1, round(decision.retry_after)))
+            )
+            await requests.finish(request_id, "rate_limited", self.clock.now(), decision.admission)
+            return OutgoingReply(ReplyKind.RATE_LIMITED, line)
+        try:
+            return await self._generate(msg, text, request_id)
+        finally:
+            self.limiter.release(key)
+
+    def _refusal(self, text: str) -> str | None:
+        if not text:
+            return texts.MSG_EMPTY
+        if len(text) > self.max_setup_chars:
+            return texts.MSG_TOO_LONG.format(limit=self.max_setup_chars)
+        if not has_words(text):
+            return texts.MSG_NO_WORDS.format(example=texts.EXAMPLE_SETUP)
+        return None
+
+    async def _generate(self, msg: IncomingSetup, text: str, request_id: int) -> OutgoingReply:
+        requests = self.storage.requests
+        deadline = self.clock.monotonic() + self.settings.worker.timeout_s
+        try:
+            found = await self.generator.punchlines(text, n=1, deadline=deadline)
+        except (WorkerBusy, DeadlineExceeded, WorkerClosed) as exc:
+            await requests.finish(request_id, "busy", self.clock.now(), type(exc).__name__)
+            return OutgoingReply(ReplyKind.BUSY, texts.MSG_BUSY)
+        except InvalidSetup as exc:
+            await requests.finish(request_id, "refused", self.clock.now(), str(exc))
+            return OutgoingReply(ReplyKind.REFUSAL, texts.MSG_EMPTY)
+        except GenerationError as exc:
+            log.warning("generation failed for request %d: %s", request_id, exc)
+            await requests.finish(request_id, "error", self.clock.now(), str(exc))
+            return OutgoingReply(ReplyKind.ERROR, texts.MSG_ERROR)
+        except Exception as exc:
+            log.exception("the generator raised for request %d", request_id)
+            await requests.finish(request_id, "error", self.clock.now(), f"{type(exc).__name__}: {exc}")
+            return OutgoingReply(ReplyKind.ERROR, texts.MSG_ERROR)
+        best = next((p for p in found if p.text.strip()), None)
+        if best is None:
+            await requests.finish(request_id, "error", self.clock.now(), "no punchline")
+            return OutgoingReply(ReplyKind.ERROR, texts.MSG_NOTHING)
+        reply_id = await requests.add_reply(
+            request_id, msg.chat, best.text.strip(), best.version, best.score, self.clock.now()
+        )
+        return OutgoingReply(ReplyKind.PUNCHLINE, best.text.strip(), reply_id=reply_id, version=best.version)
+
+    async def reply_sent(self, reply_id: int, ref: MessageRef) -> None:
+        """Link a punchline to the platform message that carries it. Never raises."""
+        try:
+            if not await self.storage.requests.set_reply_message(reply_id, ref, self.clock.now()):
+                log.warning("reply_sent for unknown reply %d in %s", reply_id, ref.chat.chat_id)
+        except Exception:
+            log.exception("could not link reply %d to message %s", reply_id, ref.message_id)
+
+    # -- chat flags and texts -------------------------------------------------------------------
+
+    async def first_time(self, chat: ChatRef, flag: str) -> bool:
+        """True once per chat and flag (e.g. "reaction_hint_sent": say it once). Never raises."""
+        try:
+            return await self.storage.people.claim_chat_flag(chat, flag, self.clock.now())
+        except Exception:
+            log.exception("could not read chat flag %s", flag)
+            return False
+
+    async def stats_text(self, chat: ChatRef) -> str:
+        """The /stats answer for this chat. Never raises."""
+        return await stats_text(self.storage, self.generator, chat, self.stats_sections)
+
+    def help_text(self, platform: Platform, kind: ChatKind, *, admin: bool = False) -> str:
+        """How to use the bot here (`bot.core.texts.help_text`)."""
+        return texts.help_text(self.emoji_map, platform, kind, admin=admin)

@@ -1,0 +1,94 @@
+"""One start-up path for `punchline serve` and `punchline chat`: settings → storage → generator →
+battles → core, opened together and closed in reverse order.
+
+    async with open_runtime(settings) as runtime:
+        reply = await runtime.core.handle_setup(setup)
+
+The generator is the in-process worker (`model.worker`) unless one is given (tests pass a fake);
+the runtime starts it and closes it either way. Closing stops the battle timers first (rounds
+stay in the database), then the generator (which answers whatever is still queued), then the
+database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from bot.battles.service import BattleService
+from bot.clock import Clock, SystemClock
+from bot.core.access import Access
+from bot.core.service import BotCore
+from bot.storage import Storage
+from config.settings import Settings
+from model.types import Generator
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class ManagedGenerator(Generator, Protocol):
+    """A generator with a life cycle (the in-process worker)."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """Everything a front-end needs, built once."""
+
+    settings: Settings
+    clock: Clock
+    storage: Storage
+    generator: Generator
+    core: BotCore
+    battles: BattleService | None
+
+
+def create_generator(settings: Settings) -> ManagedGenerator:
+    """The generator the settings ask for: the in-process worker (not started)."""
+    from model.worker import create_worker  # lazily: the model stack is heavy
+
+    return create_worker(settings)
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    *,
+    generator: Generator | None = None,
+    clock: Clock | None = None,
+    battles: bool = True,
+) -> AsyncIterator[Runtime]:
+    """Open storage, start the generator, build battles and the core; close all on exit.
+
+    Raises `StorageError`, `ModelLoadError` or `AdapterError` (one clear line each) when a part
+    cannot start; whatever was opened by then is closed again.
+    """
+    clock = clock or SystemClock()
+    storage = await Storage.open(settings.storage.path)
+    service: BattleService | None = None
+    try:
+        generator = generator or create_generator(settings)
+        if isinstance(generator, ManagedGenerator):
+            await generator.start()
+        try:
+            access = Access(settings)
+            if battles:
+                service = BattleService(settings, storage, generator, clock, access)
+            sections = [service.stats_text] if service is not None else []
+            core = BotCore(settings, storage, generator, clock, access=access, stats_sections=sections)
+            yield Runtime(settings, clock, storage, generator, core, service)
+        finally:
+            if service is not None:
+                await service.close()  # timers stop; rounds stay in the database
+            if isinstance(generator, ManagedGenerator):
+                await generator.close()
+    finally:
+        await storage.close()
+        log.info("stopped")

@@ -1,0 +1,1 @@
+"""The telegram front-end: client set-up, handlers, conversion to the core's types, sending, buttons and the battle UI."""

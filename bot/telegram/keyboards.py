@@ -1,0 +1,42 @@
+"""The inline keyboards the Telegram bot shows, their payloads from `bot.payloads`."""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.battles.models import ButtonKind, View, deep_link_argument
+from bot.payloads import RatePayload, encode
+from bot.types import Rating
+
+# The inline rating buttons under every punchline (docs/DESIGN.md, decision 3), in order.
+RATING_BUTTONS: tuple[tuple[Rating, str], ...] = (
+    (Rating.FUNNY, "🤣 funny"),
+    (Rating.MEH, "😐 meh"),
+    (Rating.INAPPROPRIATE, "🤮 inappropriate"),
+)
+VOTES_PER_ROW = 4
+
+
+def rating_keyboard() -> InlineKeyboardMarkup:
+    """The three rating buttons; the message they sit on names the punchline they rate."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(label, callback_data=encode(RatePayload(rating))) for rating, label in RATING_BUTTONS]]
+    )
+
+
+def battle_keyboard(view: View, bot_username: str) -> InlineKeyboardMarkup | None:
+    """A battle view's buttons, None for none: editMessageText without a reply_markup removes the
+    old keyboard (an empty markup would be sent as `{}`, which is no keyboard). The entry button
+    is a deep link into the private chat with the bot."""
+    if not view.buttons:
+        return None
+    rows: list[list[InlineKeyboardButton]] = []
+    votes: list[InlineKeyboardButton] = []
+    for button in view.buttons:
+        if button.kind is ButtonKind.ENTER:
+            link = f"https://t.me/{bot_username}?start={deep_link_argument(button.battle_id)}"
+            rows.append([InlineKeyboardButton(button.label, url=link)])
+        else:
+            votes.append(InlineKeyboardButton(button.label, callback_data=button.payload))
+    rows += [votes[i : i + VOTES_PER_ROW] for i in range(0, len(votes), VOTES_PER_ROW)]
+    return InlineKeyboardMarkup(rows)

@@ -1,0 +1,1 @@
+"""Helpers for tests that are not test doubles: reading the database the way a test checks it."""
