@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from model.adapter_meta import AdapterMetadata, same_base_model
+from model.adapter_meta import AdapterMetadata
+from model.loading import resolve_adapter
 from model.prompt import build_prompt
 from model.types import AdapterError
 
@@ -54,17 +55,16 @@ class TunedModel:
 
 
 def load_tuned(base_model: str, adapter_dir: Path) -> TunedModel:
-    """Load base model + adapter for evaluation; errors say what is wrong with either."""
+    """Load base model + adapter for evaluation; errors say what is wrong with either.
+
+    The adapter is checked exactly as the serving side checks it (`model.loading`): its
+    metadata, its weight files, its prompt template and the base model it was made for.
+    """
     from peft import PeftModel
 
     from model.base_model import load_base_model, load_tokenizer
 
-    metadata = AdapterMetadata.load(adapter_dir)
-    if not same_base_model(base_model, metadata.base_model):
-        raise AdapterError(
-            f"adapter {adapter_dir} was trained on {metadata.base_model}, not {base_model}: "
-            f"pass --base-model {metadata.base_model}"
-        )
+    metadata = resolve_adapter(adapter_dir, base_model)
     device = pick_device()
     tokenizer = load_tokenizer(base_model)
     base = load_base_model(base_model, dtype=inference_dtype(device))

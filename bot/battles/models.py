@@ -195,6 +195,11 @@ class Answer:
     reason: RefusalReason | None = None  # why, for refusals
     replaced: bool = False  # an accepted entry that replaced the person's earlier one
 
+    @classmethod
+    def refuse(cls, text: str, reason: RefusalReason | None = None) -> Answer:
+        """A refusal: `ok` False, `reason` saying why (front-ends stay quiet on NOT_PERMITTED)."""
+        return cls(text, ok=False, reason=reason)
+
 
 @dataclass(frozen=True, slots=True)
 class EntryForm:

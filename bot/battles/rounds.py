@@ -113,7 +113,7 @@ class Rounds:
             await self.storage.battles.set_message(battle.id, which, message_id)
 
     async def post_announcement(self, battle: Battle) -> None:
-        entries = await self.storage.battles.entries(battle.id)
+        entries = await self.storage.battle_entries.entries(battle.id)
         view = views.entry_view(battle, entries, self.clock.now(), self.settings.max_entry_chars)
         await self.post(battle, view, "entry")
 
@@ -122,7 +122,7 @@ class Rounds:
         battle = await self.storage.battles.get(battle_id)
         if battle is None or battle.entry_message_id is None or battle.phase is not Phase.ENTRY:
             return
-        entries = await self.storage.battles.entries(battle.id)
+        entries = await self.storage.battle_entries.entries(battle.id)
         view = views.entry_view(battle, entries, self.clock.now(), self.settings.max_entry_chars)
         mid = battle.entry_message_id
         await self.announce(battle.chat, lambda a: a.edit(battle.chat, mid, view))
@@ -164,14 +164,14 @@ class Rounds:
             if not await self.storage.battles.end(battle.id, Phase.CANCELLED, self.clock.now(), by.user_id):
                 return None
             self.forget(battle.id)
-            await self.close_buttons(battle, await self.storage.battles.entries(battle.id))
+            await self.close_buttons(battle, await self.storage.battle_entries.entries(battle.id))
             name = by.name or "someone"
             await self.announce(battle.chat, lambda a: a.post(battle.chat, views.cancelled_view(battle, name)))
         log.info("battle %d cancelled by %s", battle.id, by.user_id)
         return battle
 
     async def _close_entry(self, battle: Battle) -> None:
-        entries = await self.storage.battles.entries(battle.id)
+        entries = await self.storage.battle_entries.entries(battle.id)
         now = self.clock.now()
         decision = state.close_entry(
             battle, entries, now, self.settings.vote_seconds, self.settings.min_players, self.rng
@@ -188,14 +188,14 @@ class Rounds:
         await self.storage.battles.open_voting(battle.id, decision.vote_deadline, decision.positions)
         voting = await self.storage.battles.get(battle.id)
         assert voting is not None
-        entries = await self.storage.battles.entries(battle.id)
+        entries = await self.storage.battle_entries.entries(battle.id)
         await self.close_buttons(battle, entries)
         await self.post(voting, views.ballot_view(voting, entries, now), "vote")
         log.info("battle %d voting with %d entries", battle.id, len(entries))
 
     async def _finish(self, battle: Battle) -> None:
-        entries = await self.storage.battles.entries(battle.id)
-        counts = await self.storage.battles.vote_counts(battle.id)
+        entries = await self.storage.battle_entries.entries(battle.id)
+        counts = await self.storage.battle_entries.vote_counts(battle.id)
         score = score_round(entries, counts, self.rules)
         outcome = bot_outcome(entries, score)
         bot_points = {
@@ -250,7 +250,7 @@ class Rounds:
                     return  # too late: the round moved on while the bot was thinking
                 try:
                     reply_id = await self.player.record_reply(battle, punchline)
-                    added = await self.storage.battles.add_machine_entry(
+                    added = await self.storage.battle_entries.add_machine_entry(
                         battle.id, AuthorKind.BOT, punchline.text, self.clock.now(),
                         version=punchline.version, reply_id=reply_id,
                     )

@@ -4,7 +4,7 @@
     service.attach(Platform.TELEGRAM, announcer)       # each front-end, at start-up
     await service.resume()                              # re-arm the rounds left open
     answer = await service.start(chat, user, setup)     # /battle [setup]
-    answer = await service.submit(battle_id, user, text)
+    answer = await service.entries.submit(battle_id, user, text)
     answer = await service.vote(chat, ballot_message_id, position, voter)
     await service.close()
 
@@ -21,7 +21,8 @@ import random
 
 from bot.battles import state, views
 from bot.battles.elo import format_elo_table
-from bot.battles.models import Answer, AuthorKind, Battle, EntryForm, Phase, RefusalReason, SetupSource
+from bot.battles.entries import Entries
+from bot.battles.models import Answer, AuthorKind, Battle, Phase, RefusalReason, SetupSource
 from bot.battles.player import BotPlayer
 from bot.battles.polite import polite
 from bot.battles.pool import SetupPool, SetupPoolError
@@ -40,19 +41,9 @@ from model.types import Generator
 log = logging.getLogger(__name__)
 
 BATTLE_SOURCE = "battle"  # the rating source of votes for the bot's entries
-MSG_NOT_PERMITTED = "Sorry, I can't play with you here."
-MSG_RETRY = "Something went wrong — please try again."
-MSG_NO_SUCH_BATTLE = "That battle doesn't exist."
-MSG_BAD_BUTTON = "That button isn't valid."
-_SORRY = Answer(MSG_RETRY, ok=False)
+_SORRY = Answer.refuse(views.MSG_RETRY)
 
 
-def _refuse(text: str, reason: RefusalReason | None = None) -> Answer:
-    return Answer(text, ok=False, reason=reason)
-
-
-def _refusal(refusal: Refusal) -> Answer:
-    return Answer(refusal.text, ok=False, reason=refusal.reason)
 
 
 class BattleService:
@@ -83,6 +74,7 @@ class BattleService:
         player = BotPlayer(settings.battles, storage, generator, clock)
         self.rounds = Rounds(settings.battles, storage, player, clock, self.rng)
         self.timers = RoundTimers(self.rounds)
+        self.entries = Entries(settings.battles, storage, clock, access, self.rounds, self.timers)
         self._chat_locks: dict[tuple[Platform, str], asyncio.Lock] = {}
         # A vote for the bot's entry is a "funny" rating of that punchline.
         funny = verdict_for_rating(Rating.FUNNY)
@@ -122,14 +114,14 @@ class BattleService:
     async def start(self, chat: ChatRef, user: UserRef, setup: str | None = None) -> Answer:
         """`/battle [setup]`: start a round in a group, or say why not."""
         if chat.kind is not ChatKind.GROUP:
-            return _refuse(
+            return Answer.refuse(
                 "Battles are played in groups: add me to a group chat and send /battle there.",
                 RefusalReason.NOT_A_GROUP,
             )
         if user.is_bot:
-            return _refuse("Bots can't start battles.", RefusalReason.BOTS_CANNOT_PLAY)
+            return Answer.refuse("Bots can't start battles.", RefusalReason.BOTS_CANNOT_PLAY)
         if not self._permitted(chat, user):
-            return _refuse(MSG_NOT_PERMITTED, RefusalReason.NOT_PERMITTED)
+            return Answer.refuse(views.MSG_NOT_PERMITTED, RefusalReason.NOT_PERMITTED)
         lock = self._chat_locks.setdefault((chat.platform, chat.chat_id), asyncio.Lock())
         async with lock:
             return await self._start(chat, user, setup)
@@ -140,7 +132,7 @@ class BattleService:
             return self._already_running(running)
         given = state.clean_setup(setup, self.max_setup_chars)
         if isinstance(given, Refusal):
-            return _refusal(given)
+            return given.answer()
         picked = await self._setup_and_classic(chat, given)
         if isinstance(picked, Answer):
             return picked
@@ -152,9 +144,9 @@ class BattleService:
         )
         if battle is None:  # lost a race with another /battle (e.g. another process)
             running = await self.storage.battles.open_in_chat(chat.platform, chat.chat_id)
-            return self._already_running(running) if running else _refuse("Please try again.")
+            return self._already_running(running) if running else Answer.refuse("Please try again.")
         if battle.classic:
-            await self.storage.battles.add_machine_entry(battle.id, AuthorKind.CLASSIC, battle.classic, now)
+            await self.storage.battle_entries.add_machine_entry(battle.id, AuthorKind.CLASSIC, battle.classic, now)
         async with self.rounds.lock(battle.id):
             await self.rounds.post_announcement(battle)
         self.rounds.start_bot_entry(battle)
@@ -172,7 +164,7 @@ class BattleService:
                 found = await asyncio.to_thread(self.pool.lookup, given)
                 return given, found.punchline if found else None, SetupSource.GIVEN
             if not self.pool.configured:
-                return _refuse(
+                return Answer.refuse(
                     "Give me a setup to battle over, e.g. /battle What do you call a fish with no "
                     "eyes? (My admin can also set PUNCHLINE_BATTLES__SETUPS to a joke file, and "
                     "I'll pick setups myself.)",
@@ -184,13 +176,13 @@ class BattleService:
             picked = await asyncio.to_thread(self.pool.pick, recent, self.rng)
         except SetupPoolError as exc:
             log.error("battle setup pool: %s", exc)
-            return _refuse(
+            return Answer.refuse(
                 "My setup list can't be read right now. Give a setup yourself: "
                 "/battle What do you call a fish with no eyes?",
                 RefusalReason.NO_SETUP,
             )
         if picked is None:
-            return _refuse(
+            return Answer.refuse(
                 "My setup list is empty. Give a setup yourself: /battle What do you call a "
                 "fish with no eyes?",
                 RefusalReason.NO_SETUP,
@@ -205,7 +197,7 @@ class BattleService:
             if deadline
             else ""
         )
-        return _refuse(
+        return Answer.refuse(
             f"Battle #{battle.id} is already running here: {battle.setup}{left}",
             RefusalReason.ALREADY_RUNNING,
         )
@@ -217,10 +209,10 @@ class BattleService:
         battle = await self.storage.battles.open_in_chat(chat.platform, chat.chat_id)
         refusal = state.check_cancel(battle, user, chat_admin or self.access.is_admin(user))
         if refusal is not None:
-            return _refusal(refusal)
+            return refusal.answer()
         assert battle is not None
         if await self.rounds.cancel(battle.id, user) is None:
-            return _refuse("That battle has just ended.", RefusalReason.NOTHING_RUNNING)
+            return Answer.refuse("That battle has just ended.", RefusalReason.NOTHING_RUNNING)
         self.timers.stop(battle.id)
         return Answer(f"Battle #{battle.id} cancelled.")
 
@@ -248,109 +240,6 @@ class BattleService:
             lines.append(elo)
         return "\n".join(lines)
 
-    # -- entries --------------------------------------------------------------------------------
-
-    @polite(Answer("Couldn't save your punchline — please try again.", ok=False), "store an entry")
-    async def submit(self, battle_id: int, user: UserRef, text: str | None) -> Answer:
-        """A person's entry (a new one replaces theirs) while the round takes entries."""
-        battle = await self.storage.battles.get(battle_id)
-        if battle is None:
-            return _refuse(MSG_NO_SUCH_BATTLE, RefusalReason.UNKNOWN_BATTLE)
-        return await self._submit(battle, user, text)
-
-    async def _submit(self, battle: Battle, user: UserRef, text: str | None) -> Answer:
-        if not self._permitted(battle.chat, user):
-            return _refuse(MSG_NOT_PERMITTED, RefusalReason.NOT_PERMITTED)
-        now = self.clock.now()
-        refusal = state.check_entry(battle, user, now)
-        if refusal is not None:
-            self.timers.kick_if_due(battle, now)
-            return _refusal(refusal)
-        cleaned = state.clean_entry(text, self.settings.max_entry_chars)
-        if isinstance(cleaned, Refusal):
-            return _refusal(cleaned)
-        async with self.rounds.lock(battle.id):
-            try:
-                replaced = await self.storage.battles.put_person_entry(battle.id, user, cleaned, now)
-            except LookupError:
-                return _refuse(
-                    f"Too late: entries for battle #{battle.id} are closed.", RefusalReason.ENTRIES_CLOSED
-                )
-            if not replaced:
-                await self.rounds.refresh_announcement(battle.id)
-        if replaced:
-            return Answer(f"Replaced your punchline for battle #{battle.id}.", replaced=True)
-        return Answer(f"Your punchline is in for battle #{battle.id}. Good luck!")
-
-    @polite(_SORRY, "check an entry")
-    async def entry_form(self, chat: ChatRef, message_id: str, user: UserRef) -> EntryForm | Answer:
-        """The entry form for the round announced in `message_id` (Discord's entry button), or
-        why `user` cannot enter now."""
-        battle = await self.storage.battles.by_message(chat.platform, chat.chat_id, message_id)
-        if battle is None or battle.entry_message_id != message_id:
-            return _refuse(MSG_BAD_BUTTON, RefusalReason.UNKNOWN_BATTLE)
-        if not self._permitted(battle.chat, user):
-            return _refuse(MSG_NOT_PERMITTED, RefusalReason.NOT_PERMITTED)
-        now = self.clock.now()
-        refusal = state.check_entry(battle, user, now)
-        if refusal is not None:
-            self.timers.kick_if_due(battle, now)
-            return _refusal(refusal)
-        return EntryForm(battle.id, battle.setup, self.settings.max_entry_chars)
-
-    @polite(None, "look up a battle message")
-    async def submit_reply(
-        self, chat: ChatRef, replied_message_id: str, user: UserRef, text: str | None
-    ) -> Answer | None:
-        """A reply to a round's announcement is an entry. None: not a reply to an announcement
-        (the message is not for the battles)."""
-        battle = await self.storage.battles.by_message(chat.platform, chat.chat_id, replied_message_id)
-        if battle is None or battle.entry_message_id != replied_message_id:
-            return None
-        return await self._submit(battle, user, text)
-
-    @polite(_SORRY, "open a secret entry")
-    async def begin_secret_entry(self, platform: Platform, battle_id: int, user: UserRef) -> Answer:
-        """The private deep link was opened: the person's next private message is their entry."""
-        battle = await self.storage.battles.get(battle_id)
-        if battle is None or battle.chat.platform is not platform:
-            return _refuse(MSG_NO_SUCH_BATTLE, RefusalReason.UNKNOWN_BATTLE)
-        refusal = state.check_entry(battle, user, self.clock.now())
-        if refusal is not None:
-            return _refusal(refusal)
-        await self.storage.battles.set_pending(platform, user.user_id, battle.id, self.clock.now())
-        return Answer(
-            f"⚔️ Battle #{battle.id} in {battle.chat.title or 'your group'}\n"
-            f"Setup: {battle.setup}\n\nSend me your punchline now, in one message "
-            f"(at most {self.settings.max_entry_chars} characters). Nobody sees it before voting."
-        )
-
-    @polite(Answer("Couldn't save your punchline — please try again.", ok=False), "take a secret entry")
-    async def submit_secret(self, platform: Platform, user: UserRef, text: str | None) -> Answer | None:
-        """A private message after the deep link. None: the person has no entry pending (the
-        message is an ordinary setup for the core)."""
-        battles = self.storage.battles
-        battle_id = await battles.pending(platform, user.user_id)
-        if battle_id is None:
-            return None
-        battle = await battles.get(battle_id)
-        if battle is None:
-            await battles.clear_pending(platform, user.user_id)
-            return None
-        answer = await self._submit(battle, user, text)
-        # An empty or over-long entry keeps the slot open so they can send a better one.
-        if answer.reason not in (RefusalReason.EMPTY_ENTRY, RefusalReason.LONG_ENTRY):
-            await battles.clear_pending(platform, user.user_id)
-        return answer
-
-    @polite(None, "cancel a secret entry")
-    async def cancel_secret_entry(self, platform: Platform, user: UserRef) -> Answer | None:
-        """`/cancel` in the private chat drops a pending secret entry; None when there is none."""
-        if await self.storage.battles.pending(platform, user.user_id) is None:
-            return None
-        await self.storage.battles.clear_pending(platform, user.user_id)
-        return Answer("OK, I'm not waiting for a punchline from you any more.")
-
     # -- votes ----------------------------------------------------------------------------------
 
     @polite(Answer("Couldn't count that vote — please try again.", ok=False), "store a vote")
@@ -360,9 +249,9 @@ class BattleService:
         on any message that is not one of a round's in that chat is refused."""
         battle = await self.storage.battles.by_message(chat.platform, chat.chat_id, message_id)
         if battle is None:
-            return _refuse(MSG_BAD_BUTTON, RefusalReason.UNKNOWN_BATTLE)
+            return Answer.refuse(views.MSG_BAD_BUTTON, RefusalReason.UNKNOWN_BATTLE)
         if not self._permitted(battle.chat, voter):
-            return _refuse(MSG_NOT_PERMITTED, RefusalReason.NOT_PERMITTED)
+            return Answer.refuse(views.MSG_NOT_PERMITTED, RefusalReason.NOT_PERMITTED)
         return await self._vote(battle.id, position, voter)
 
     async def _vote(self, battle_id: int, position: int, voter: UserRef) -> Answer:
@@ -370,17 +259,17 @@ class BattleService:
         async with self.rounds.lock(battle_id):
             battle = await self.storage.battles.get(battle_id)
             assert battle is not None
-            entries = await self.storage.battles.entries(battle.id)
+            entries = await self.storage.battle_entries.entries(battle.id)
             chosen = state.check_vote(battle, voter, entries, position, now)
             if isinstance(chosen, Refusal):
                 self.timers.kick_if_due(battle, now)
-                return _refusal(chosen)
+                return chosen.answer()
             try:
-                before = await self.storage.battles.put_vote(
+                before = await self.storage.battle_entries.put_vote(
                     battle.id, voter, chosen.id, now, bot_vote=self._vote_rating, rating_source=BATTLE_SOURCE
                 )
             except LookupError:
-                return _refuse(f"Battle #{battle.id} is over; votes are closed.", RefusalReason.VOTING_OVER)
+                return Answer.refuse(f"Battle #{battle.id} is over; votes are closed.", RefusalReason.VOTING_OVER)
         if before == chosen.id:
             return Answer(f"You already voted for #{position}.")
         if before is None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.battles.models import AuthorKind, Battle, Entry, Phase, RefusalReason
+from bot.battles.models import Answer, AuthorKind, Battle, Entry, Phase, RefusalReason
 from bot.types import UserRef
 from model.text import clean_text
 
@@ -26,6 +26,10 @@ class Refusal:
 
     reason: RefusalReason
     text: str
+
+    def answer(self) -> Answer:
+        """The refusal as the answer a command returns."""
+        return Answer.refuse(self.text, self.reason)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,7 @@ class RoundTimers:
         now = self.rounds.clock.now()
         for battle in battles:
             if battle.phase is Phase.ENTRY and now < battle.entry_deadline:
-                entries = await storage.battles.entries(battle.id)
+                entries = await storage.battle_entries.entries(battle.id)
                 if not any(e.kind is AuthorKind.BOT for e in entries):
                     self.rounds.start_bot_entry(battle)
             self.schedule(battle)

@@ -24,6 +24,13 @@ from bot.storage.battle_results import BotTally, LeaderRow
 from bot.types import Platform
 
 
+# Answers to commands, shared by the commands and the entries.
+MSG_NOT_PERMITTED = "Sorry, I can't play with you here."
+MSG_NO_SUCH_BATTLE = "That battle doesn't exist."
+MSG_BAD_BUTTON = "That button isn't valid."
+MSG_RETRY = "Something went wrong — please try again."
+
+
 def span(seconds: float) -> str:
     """A short duration: '45 s', '2 min', '1 min 30 s'."""
     seconds = max(0, math.ceil(seconds))

@@ -106,7 +106,7 @@ class EntryModal(discord.ui.Modal):
         self.add_item(self.text)
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        answer = await self.service.submit(self.battle_id, user_ref(interaction.user), self.text.value)
+        answer = await self.service.entries.submit(self.battle_id, user_ref(interaction.user), self.text.value)
         await answer_ephemeral(interaction, answer.text)
 
     async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:  # type: ignore[override]
@@ -152,7 +152,7 @@ class DiscordBattleUI:
         if interaction.message is None:
             return MSG_NO_MESSAGE
         chat = chat_ref_for_interaction(interaction)
-        form = await self.service.entry_form(chat, str(interaction.message.id), user_ref(interaction.user))
+        form = await self.service.entries.entry_form(chat, str(interaction.message.id), user_ref(interaction.user))
         if isinstance(form, Answer):
             return form.text
         await interaction.response.send_modal(EntryModal(self.service, form))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import discord
@@ -25,6 +24,7 @@ from bot.discord.battles import DiscordAnnouncer, DiscordBattleUI
 from bot.discord.buttons import button_class
 from bot.discord.convert import answer_ephemeral
 from bot.discord.handlers import SORRY_TEXT, DiscordHandlers
+from bot.discord.in_flight import InFlight
 from bot.types import Platform
 from config.errors import PunchlineError
 from config.settings import Settings
@@ -70,8 +70,7 @@ class PunchlineDiscord(discord.Client):
         self.settings = settings
         self.tree = _Tree(self)
         # Handlers answering a setup right now; `drain` lets them finish before closing.
-        self._in_flight: set[asyncio.Task[Any]] = set()
-        self.stopping = False
+        self.in_flight = InFlight()
 
     async def setup_hook(self) -> None:
         """Sync the slash commands at start-up (when configured)."""
@@ -112,30 +111,8 @@ class PunchlineDiscord(discord.Client):
         log.exception("Discord event handler %s failed", event_method)
 
     async def drain(self, timeout: float) -> bool:
-        """Stop taking setups and give the ones in progress up to `timeout` s to be answered.
-
-        New setups meanwhile are told to try again in a minute. True when none is left.
-        """
-        self.stopping = True
-        current = asyncio.current_task()
-        pending = {task for task in self._in_flight if not task.done() and task is not current}
-        if not pending:
-            return True
-        log.info("Discord: waiting for %d repl%s in progress", len(pending), "y" if len(pending) == 1 else "ies")
-        _, still = await asyncio.wait(pending, timeout=timeout)
-        return not still
-
-    @contextlib.contextmanager
-    def tracked(self) -> Iterator[None]:
-        task = asyncio.current_task()
-        if task is not None:
-            self._in_flight.add(task)
-        try:
-            yield
-        finally:
-            if task is not None:
-                self._in_flight.discard(task)
-
+        """Stop taking setups and let the ones in progress finish (see `InFlight.drain`)."""
+        return await self.in_flight.drain(timeout)
 
 
 def build_client(settings: Settings, core: BotCore, battles: BattleService | None = None) -> PunchlineDiscord:
@@ -145,7 +122,7 @@ def build_client(settings: Settings, core: BotCore, battles: BattleService | Non
     if battles is not None:
         battles.attach(Platform.DISCORD, DiscordAnnouncer(client))
         battle_ui = DiscordBattleUI(battles)
-    register_handlers(client, DiscordHandlers(client, core, battle_ui), battle_ui)
+    register_handlers(client, DiscordHandlers(client, client.in_flight, core, battle_ui), battle_ui)
     return client
 
 

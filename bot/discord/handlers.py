@@ -23,6 +23,7 @@ import discord
 
 from bot.core.service import BotCore
 from bot.discord.buttons import FORGED_TEXT, rating_view
+from bot.discord.in_flight import InFlight
 from bot.discord.convert import (
     answer_ephemeral,
     chat_ref,
@@ -40,7 +41,6 @@ from bot.types import ChatRef, IncomingSetup, OutgoingReply, Platform, UserRef
 
 if TYPE_CHECKING:
     from bot.discord.battles import DiscordBattleUI
-    from bot.discord.client import PunchlineDiscord
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,15 @@ _USER_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 class DiscordHandlers:
     """The bot's Discord callbacks, bound to one client and core."""
 
-    def __init__(self, client: PunchlineDiscord, core: BotCore, battle_ui: DiscordBattleUI | None = None):
+    def __init__(
+        self,
+        client: discord.Client,
+        in_flight: InFlight,
+        core: BotCore,
+        battle_ui: DiscordBattleUI | None = None,
+    ):
         self.client = client
+        self.in_flight = in_flight
         self.core = core
         self.battle_ui = battle_ui  # battle buttons are routed there
 
@@ -73,10 +80,10 @@ class DiscordHandlers:
         if not self._allowed(chat, user):
             await answer_ephemeral(interaction, NOT_ALLOWED_TEXT)
             return
-        if self.client.stopping:
+        if self.in_flight.stopping:
             await answer_ephemeral(interaction, RESTARTING_TEXT)
             return
-        with self.client.tracked():
+        with self.in_flight.tracked():
             await interaction.response.defer(thinking=True)
             reply = await self.core.handle_setup(IncomingSetup(chat, user, setup, addressed=True))
             if reply is None:
@@ -122,11 +129,11 @@ class DiscordHandlers:
             return
         if setup is None:
             return
-        if self.client.stopping:
+        if self.in_flight.stopping:
             if self._allowed(setup.chat, setup.user):
                 await self._reply(message, RESTARTING_TEXT)
             return
-        with self.client.tracked():
+        with self.in_flight.tracked():
             try:
                 if not setup.text and not self._can_read(message):
                     await self._reply(message, CANNOT_READ_TEXT)

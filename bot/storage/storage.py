@@ -4,7 +4,8 @@
     chat_pk = await storage.people.ensure_chat(chat, now)      # users, chats, per-chat settings
     request_id = await storage.requests.add(chat, user, text, message_id, now)  # requests, replies
     await storage.ratings.put_reaction(...)                    # reactions, counts, tallies
-    battle = await storage.battles.get(battle_id)              # rounds, entries, votes
+    battle = await storage.battles.get(battle_id)              # rounds: phases, deadlines
+    await storage.battle_entries.put_vote(...)                 # entries, votes, secret entries
     rows = await storage.battle_results.leaderboard(...)       # leaderboards, Elo, export rows
     await storage.close()
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from bot.storage.battle_entries import BattleEntryQueries
 from bot.storage.battle_results import BattleResultQueries
 from bot.storage.battles import BattleQueries
 from bot.storage.connection import Database, StorageError
@@ -37,6 +39,7 @@ class Storage:
         self.requests = RequestQueries(database)
         self.ratings = RatingQueries(database)
         self.battles = BattleQueries(database)
+        self.battle_entries = BattleEntryQueries(database)
         self.battle_results = BattleResultQueries(database)
 
     @property

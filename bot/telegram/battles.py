@@ -92,7 +92,7 @@ class TelegramBattleUI:
             raise ApplicationHandlerStop
         chat = chat_ref(message.chat)
         if chat.kind is ChatKind.PRIVATE:
-            answer = await self.service.cancel_secret_entry(Platform.TELEGRAM, user)
+            answer = await self.service.entries.cancel_secret_entry(Platform.TELEGRAM, user)
             if answer is None:
                 return  # nothing of ours to cancel: the core answers the command
         else:
@@ -121,7 +121,7 @@ class TelegramBattleUI:
         battle_id = parse_deep_link(context.args[0] if context.args else None)
         if user is None or battle_id is None:
             return  # an ordinary /start: the core's help answers it
-        answer = await self.service.begin_secret_entry(Platform.TELEGRAM, battle_id, user)
+        answer = await self.service.entries.begin_secret_entry(Platform.TELEGRAM, battle_id, user)
         await self._reply(message, answer)
         raise ApplicationHandlerStop
 
@@ -137,7 +137,7 @@ class TelegramBattleUI:
             return
         if replied.from_user.id != context.bot.id:
             return
-        answer = await self.service.submit_reply(
+        answer = await self.service.entries.submit_reply(
             chat_ref(message.chat), str(replied.message_id), user, message.text
         )
         if answer is None:
@@ -158,7 +158,7 @@ class TelegramBattleUI:
         user = sender(message)
         if user is None:
             return
-        answer = await self.service.submit_secret(Platform.TELEGRAM, user, message.text)
+        answer = await self.service.entries.submit_secret(Platform.TELEGRAM, user, message.text)
         if answer is None:
             return
         await self._reply(message, answer)

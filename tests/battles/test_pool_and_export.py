@@ -118,10 +118,10 @@ async def test_export_rows_and_stats_of_finished_rounds(tmp_path: Path, storage:
     assert (await service.start(GROUP, ALICE, None)).ok
     await service.settle()
     [battle] = await storage.battles.open_battles()
-    assert (await service.submit(battle.id, ALICE, "Seven is a registered six offender")).ok
+    assert (await service.entries.submit(battle.id, ALICE, "Seven is a registered six offender")).ok
     clock.advance(10)
     await service.advance_due()
-    entries = {e.text: e for e in await storage.battles.entries(battle.id)}
+    entries = {e.text: e for e in await storage.battle_entries.entries(battle.id)}
     voting = await storage.battles.get(battle.id)
     assert voting is not None and voting.vote_message_id is not None
     ballot = voting.vote_message_id

@@ -126,7 +126,7 @@ async def test_start_announces_the_setup_with_an_entry_button_and_the_bot_plays(
     assert SETUP in announcement.view.text and f"#{battle_id}" in announcement.view.text
     assert [b.kind for b in announcement.buttons] == [ButtonKind.ENTER]
     assert world.generator.calls[0].setup == SETUP
-    entries = await world.service.storage.battles.entries(battle_id)
+    entries = await world.service.storage.battle_entries.entries(battle_id)
     assert [(e.kind, e.text, e.version) for e in entries] == [(AuthorKind.BOT, BOT_LINE, "v1")]
     # the bot joining shows in the announcement, its text does not
     assert "the bot" in announcement.text and BOT_LINE not in announcement.text
@@ -167,14 +167,14 @@ async def test_pool_setups_skip_recent_ones_and_bring_the_classic(world: World) 
         battle = await world.service.storage.battles.get(battle_id)
         assert battle is not None
         seen.append(battle.setup)
-        entries = await world.service.storage.battles.entries(battle_id)
+        entries = await world.service.storage.battle_entries.entries(battle_id)
         classic = [e for e in entries if e.kind is AuthorKind.CLASSIC]
         assert [c.text for c in classic] == [battle.setup.replace("Setup", "Classic").replace("?", ".")]
         assert (await world.service.cancel(GROUP, ALICE)).ok
     assert sorted(seen) == ["Setup one?", "Setup two?"]  # the second round avoided the first's
     # a typed setup that is in the corpus brings its classic too
     battle_id = await start(world, "setup   ONE?")
-    kinds = {e.kind for e in await world.service.storage.battles.entries(battle_id)}
+    kinds = {e.kind for e in await world.service.storage.battle_entries.entries(battle_id)}
     assert AuthorKind.CLASSIC in kinds
 
 
@@ -183,7 +183,7 @@ async def test_the_classic_stays_out_when_the_setting_is_off(world: World) -> No
     pool = SetupPool(None, setups=[PoolSetup("Setup one?", "Classic one.")])
     world.service = make_service(world, pool)
     battle_id = await start(world, None)
-    assert all(e.kind is not AuthorKind.CLASSIC for e in await world.service.storage.battles.entries(battle_id))
+    assert all(e.kind is not AuthorKind.CLASSIC for e in await world.service.storage.battle_entries.entries(battle_id))
 
 
 # -- a whole round -----------------------------------------------------------------------------
@@ -191,12 +191,12 @@ async def test_the_classic_stays_out_when_the_setting_is_off(world: World) -> No
 
 async def test_a_whole_round(world: World) -> None:
     battle_id = await start(world)
-    store = world.storage.battles
-    assert (await world.service.submit(battle_id, ALICE, "He was a born winner")).ok
-    assert (await world.service.submit(battle_id, BOB, "Straw poll")).ok
-    replaced = await world.service.submit(battle_id, BOB, "He had great straw-tegy")
+    rounds, store = world.storage.battles, world.storage.battle_entries
+    assert (await world.service.entries.submit(battle_id, ALICE, "He was a born winner")).ok
+    assert (await world.service.entries.submit(battle_id, BOB, "Straw poll")).ok
+    replaced = await world.service.entries.submit(battle_id, BOB, "He had great straw-tegy")
     assert replaced.ok and "Replaced" in replaced.text
-    assert (await world.service.submit(battle_id, CAROL, "Corn-gratulations were in order")).ok
+    assert (await world.service.entries.submit(battle_id, CAROL, "Corn-gratulations were in order")).ok
     entries = await store.entries(battle_id)
     assert len(entries) == 4 and {e.text for e in entries} >= {"He had great straw-tegy"}
     announcement = world.announcer.posts[0]
@@ -204,7 +204,7 @@ async def test_a_whole_round(world: World) -> None:
     assert "straw" not in announcement.text  # entries stay hidden
 
     await to_voting(world)
-    battle = await store.get(battle_id)
+    battle = await rounds.get(battle_id)
     assert battle is not None and battle.phase is Phase.VOTING
     assert announcement.buttons == ()  # the entry button is gone
     ballot = world.announcer.find("vote for the funniest")[-1]
@@ -235,7 +235,7 @@ async def test_a_whole_round(world: World) -> None:
 
     world.clock.advance(world.settings.battles.vote_seconds)
     assert await world.service.advance_due() == [battle_id]
-    battle = await store.get(battle_id)
+    battle = await rounds.get(battle_id)
     assert battle is not None and battle.phase is Phase.FINISHED
     results = world.announcer.find("results")[-1]
     text = results.view.text
@@ -280,39 +280,39 @@ async def test_late_entries_and_early_votes_are_refused(world: World) -> None:
     battle_id = await start(world)
     early = await world.vote(battle_id, 1, BOB)
     assert not early.ok and early.reason is RefusalReason.NOT_VOTING
-    await world.service.submit(battle_id, BOB, "On time")
+    await world.service.entries.submit(battle_id, BOB, "On time")
     world.clock.advance(60)  # the deadline passed; the timer has not fired yet
-    late = await world.service.submit(battle_id, CAROL, "Too late")
+    late = await world.service.entries.submit(battle_id, CAROL, "Too late")
     assert not late.ok and late.reason is RefusalReason.ENTRIES_CLOSED
     await world.service.advance_due()
-    texts = {e.text for e in await world.service.storage.battles.entries(battle_id)}
+    texts = {e.text for e in await world.service.storage.battle_entries.entries(battle_id)}
     assert "Too late" not in texts and "On time" in texts
 
 
 async def test_bad_entries_are_refused_and_keep_the_earlier_one(world: World) -> None:
     battle_id = await start(world)
-    assert (await world.service.submit(battle_id, BOB, "Good one")).ok
-    empty = await world.service.submit(battle_id, BOB, "   ")
+    assert (await world.service.entries.submit(battle_id, BOB, "Good one")).ok
+    empty = await world.service.entries.submit(battle_id, BOB, "   ")
     assert not empty.ok and empty.reason is RefusalReason.EMPTY_ENTRY
-    long = await world.service.submit(battle_id, BOB, "x" * 81)
+    long = await world.service.entries.submit(battle_id, BOB, "x" * 81)
     assert not long.ok and long.reason is RefusalReason.LONG_ENTRY and "80" in long.text
     robot = UserRef(Platform.TELEGRAM, "77", "Robo", is_bot=True)
-    assert not (await world.service.submit(battle_id, robot, "beep")).ok
-    unknown = await world.service.submit(9999, BOB, "Hello")
+    assert not (await world.service.entries.submit(battle_id, robot, "beep")).ok
+    unknown = await world.service.entries.submit(9999, BOB, "Hello")
     assert not unknown.ok and unknown.reason is RefusalReason.UNKNOWN_BATTLE
-    people = [e.text for e in await world.service.storage.battles.entries(battle_id) if e.kind is AuthorKind.PERSON]
+    people = [e.text for e in await world.service.storage.battle_entries.entries(battle_id) if e.kind is AuthorKind.PERSON]
     assert people == ["Good one"]
 
 
 async def test_forged_votes_are_refused(world: World) -> None:
     battle_id = await start(world)
-    await world.service.submit(battle_id, BOB, "Entry")
+    await world.service.entries.submit(battle_id, BOB, "Entry")
     await to_voting(world)
     other = await world.vote(battle_id, 1, CAROL, OTHER_GROUP)  # a payload from elsewhere
     assert not other.ok and other.reason is RefusalReason.UNKNOWN_BATTLE
     assert not (await world.vote(battle_id, 9, CAROL)).ok
     assert not (await world.vote(12345, 1, CAROL)).ok
-    assert await world.service.storage.battles.votes(battle_id) == []
+    assert await world.service.storage.battle_entries.votes(battle_id) == []
 
 
 async def test_cancel_by_starter_or_admin_only(world: World) -> None:
@@ -328,7 +328,7 @@ async def test_cancel_by_starter_or_admin_only(world: World) -> None:
     assert not nothing.ok and nothing.reason is RefusalReason.NOTHING_RUNNING
     # a chat admin (the front-end's verdict) may cancel too, also while voting
     battle_id = await start(world, "Second?", user=BOB)
-    await world.service.submit(battle_id, CAROL, "Entry")
+    await world.service.entries.submit(battle_id, CAROL, "Entry")
     await to_voting(world)
     assert (await world.service.cancel(GROUP, DAVE, chat_admin=True)).ok
     world.clock.advance(60)
@@ -338,7 +338,7 @@ async def test_cancel_by_starter_or_admin_only(world: World) -> None:
 async def test_platform_errors_never_break_a_round(world: World) -> None:
     world.announcer.fail = True  # the announcement, its updates and the results all fail
     battle_id = await start(world)
-    await world.service.submit(battle_id, BOB, "Still counts")
+    await world.service.entries.submit(battle_id, BOB, "Still counts")
     world.announcer.fail = False  # the ballot gets through: votes need its buttons
     await to_voting(world)
     world.announcer.fail = True
@@ -352,9 +352,9 @@ async def test_platform_errors_never_break_a_round(world: World) -> None:
 async def test_a_generator_failure_leaves_the_bot_out(world: World) -> None:
     world.generator.fail_next(WorkerBusy("queue full"))
     battle_id = await start(world)
-    assert await world.service.storage.battles.entries(battle_id) == []
-    await world.service.submit(battle_id, BOB, "One")
-    await world.service.submit(battle_id, CAROL, "Two")
+    assert await world.service.storage.battle_entries.entries(battle_id) == []
+    await world.service.entries.submit(battle_id, BOB, "One")
+    await world.service.entries.submit(battle_id, CAROL, "Two")
     await to_voting(world)
     battle = await world.service.storage.battles.get(battle_id)
     assert battle is not None and battle.phase is Phase.VOTING
@@ -362,31 +362,31 @@ async def test_a_generator_failure_leaves_the_bot_out(world: World) -> None:
 
 async def test_secret_entries_by_private_message(world: World) -> None:
     battle_id = await start(world)
-    assert await world.service.submit_secret(Platform.TELEGRAM, BOB, "Not for a battle") is None
-    opened = await world.service.begin_secret_entry(Platform.TELEGRAM, battle_id, BOB)
+    assert await world.service.entries.submit_secret(Platform.TELEGRAM, BOB, "Not for a battle") is None
+    opened = await world.service.entries.begin_secret_entry(Platform.TELEGRAM, battle_id, BOB)
     assert opened.ok and SETUP in opened.text
-    empty = await world.service.submit_secret(Platform.TELEGRAM, BOB, "  ")
+    empty = await world.service.entries.submit_secret(Platform.TELEGRAM, BOB, "  ")
     assert empty is not None and not empty.ok  # refused, and the slot stays open
-    taken = await world.service.submit_secret(Platform.TELEGRAM, BOB, "Secret punchline")
+    taken = await world.service.entries.submit_secret(Platform.TELEGRAM, BOB, "Secret punchline")
     assert taken is not None and taken.ok
-    assert await world.service.submit_secret(Platform.TELEGRAM, BOB, "a normal setup?") is None
-    texts = [e.text for e in await world.service.storage.battles.entries(battle_id)]
+    assert await world.service.entries.submit_secret(Platform.TELEGRAM, BOB, "a normal setup?") is None
+    texts = [e.text for e in await world.service.storage.battle_entries.entries(battle_id)]
     assert "Secret punchline" in texts
     # a link to a finished or unknown round, or another platform's, is refused
-    assert not (await world.service.begin_secret_entry(Platform.TELEGRAM, 999, BOB)).ok
-    assert not (await world.service.begin_secret_entry(Platform.DISCORD, battle_id, BOB)).ok
+    assert not (await world.service.entries.begin_secret_entry(Platform.TELEGRAM, 999, BOB)).ok
+    assert not (await world.service.entries.begin_secret_entry(Platform.DISCORD, battle_id, BOB)).ok
     # a pending slot ends with the entry phase
-    await world.service.begin_secret_entry(Platform.TELEGRAM, battle_id, CAROL)
+    await world.service.entries.begin_secret_entry(Platform.TELEGRAM, battle_id, CAROL)
     await to_voting(world)
-    assert await world.service.submit_secret(Platform.TELEGRAM, CAROL, "too late") is None
+    assert await world.service.entries.submit_secret(Platform.TELEGRAM, CAROL, "too late") is None
 
 
 async def test_two_versions_both_play_and_feed_the_elo_table(world: World) -> None:
     await world.restart(VersionedGenerator(("v2", "v1")))
     battle_id = await start(world)
-    bots = [e for e in await world.service.storage.battles.entries(battle_id) if e.kind is AuthorKind.BOT]
+    bots = [e for e in await world.service.storage.battle_entries.entries(battle_id) if e.kind is AuthorKind.BOT]
     assert sorted(e.version for e in bots) == ["v1", "v2"]
-    await world.service.submit(battle_id, BOB, "Human line")
+    await world.service.entries.submit(battle_id, BOB, "Human line")
     await to_voting(world)
     await world.vote(battle_id, world.ballot_position("v2 says: because reasons"), CAROL)
     await world.vote(battle_id, world.ballot_position("v2 says: because reasons"), DAVE)
@@ -406,11 +406,11 @@ async def test_two_versions_both_play_and_feed_the_elo_table(world: World) -> No
 
 async def test_restart_during_entry_keeps_entries_and_the_deadline(world: World) -> None:
     battle_id = await start(world)
-    await world.service.submit(battle_id, BOB, "Before the restart")
+    await world.service.entries.submit(battle_id, BOB, "Before the restart")
     world.clock.advance(20)
     await world.restart()
     assert await world.service.resume() == [battle_id]
-    assert (await world.service.submit(battle_id, CAROL, "After the restart")).ok
+    assert (await world.service.entries.submit(battle_id, CAROL, "After the restart")).ok
     world.clock.advance(39)
     assert await world.service.advance_due() == []  # the original deadline still holds
     world.clock.advance(1)
@@ -426,13 +426,13 @@ async def test_restart_during_entry_gives_the_bot_its_entry_if_it_had_none(world
     await world.restart(FakeGenerator(["After restart line"], version="v1"))
     [battle_id] = await world.service.resume()
     await world.service.settle()
-    texts = [e.text for e in await world.service.storage.battles.entries(battle_id)]
+    texts = [e.text for e in await world.service.storage.battle_entries.entries(battle_id)]
     assert texts == ["After restart line"]
 
 
 async def test_restart_during_voting_keeps_votes(world: World) -> None:
     battle_id = await start(world)
-    await world.service.submit(battle_id, BOB, "Bob's line")
+    await world.service.entries.submit(battle_id, BOB, "Bob's line")
     await to_voting(world)
     bob = world.ballot_position("Bob's line")
     await world.vote(battle_id, bob, CAROL)
@@ -448,7 +448,7 @@ async def test_restart_during_voting_keeps_votes(world: World) -> None:
 
 async def test_a_deadline_passed_while_down_closes_at_once_on_resume(world: World) -> None:
     battle_id = await start(world)
-    await world.service.submit(battle_id, BOB, "Bob's line")
+    await world.service.entries.submit(battle_id, BOB, "Bob's line")
     await world.restart()
     world.clock.advance(600)  # down for ten minutes: past the entry deadline
     await world.service.resume()
@@ -475,7 +475,7 @@ async def test_resume_skips_platforms_that_are_not_running(world: World) -> None
 async def test_the_bot_sits_out_with_an_unplayable_punchline(world: World) -> None:
     world.generator.answer_with("x" * 81)  # over the entry limit of 80
     battle_id = await start(world)
-    assert await world.service.storage.battles.entries(battle_id) == []
+    assert await world.service.storage.battle_entries.entries(battle_id) == []
     deadline = world.generator.calls[0].deadline
     assert deadline is not None and deadline == pytest.approx(world.clock.monotonic() + 60)
 
@@ -484,4 +484,4 @@ async def test_the_bot_can_be_kept_out(world: World) -> None:
     world.settings.battles.bot_versions = 0
     world.service = make_service(world)
     battle_id = await start(world)
-    assert world.generator.calls == [] and await world.service.storage.battles.entries(battle_id) == []
+    assert world.generator.calls == [] and await world.service.storage.battle_entries.entries(battle_id) == []

@@ -182,7 +182,7 @@ async def test_a_whole_round_in_a_group(api: FakeBotAPI, tmp_path: Path) -> None
         # Dave's vote for the bot rated its punchline funny
         battle = await bot.service.storage.battles.get(1)
         assert battle is not None and battle.phase is Phase.FINISHED
-        bot_entry = next(e for e in await bot.service.storage.battles.entries(1) if e.version == "v1")
+        bot_entry = next(e for e in await bot.service.storage.battle_entries.entries(1) if e.version == "v1")
         [rating] = await db.reactions_for(bot.storage, bot_entry.reply_id)  # type: ignore[arg-type]
         assert (rating.source, rating.rating) == ("battle", "funny")
 
