@@ -207,9 +207,7 @@ def run_baseline(model_dir: Path, setups: list[str], device: str) -> Result:
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, dtype=torch.float32).eval().to(device)
-    kwargs = dict(
-        max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False, num_beams=1
-    )
+    kwargs = dict(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False, num_beams=1)
 
     def one(setup: str) -> None:
         enc = tokenizer(build_prompt(setup), return_tensors="pt").to(device)
@@ -274,9 +272,7 @@ async def run_worker_config(
     )
     t = time.perf_counter()
     await worker.start()
-    print(
-        f"  {name}: loaded in {time.perf_counter() - t:.1f} s ({worker.backend_name})", flush=True
-    )
+    print(f"  {name}: loaded in {time.perf_counter() - t:.1f} s ({worker.backend_name})", flush=True)
     results = []
     try:
         await worker.punchlines(setups[0])  # warm-up
@@ -340,9 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--max-batch", type=int, default=32, help="worker max_batch_size")
-    parser.add_argument(
-        "--quick", action="store_true", help="2-layer model and 8 setups: a smoke run"
-    )
+    parser.add_argument("--quick", action="store_true", help="2-layer model and 8 setups: a smoke run")
     parser.add_argument("--workdir", type=Path, help="keep the saved model and CT2 cache here")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -372,9 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     t = time.perf_counter()
     params = build_random_model(flan_dir, model_dir, args.quick)
-    print(
-        f"model: {params:,} parameters at {model_dir} ({time.perf_counter() - t:.1f} s)", flush=True
-    )
+    print(f"model: {params:,} parameters at {model_dir} ({time.perf_counter() - t:.1f} s)", flush=True)
     setups = load_setups(flan_dir, args.setups)
 
     bandwidth = measure_bandwidth(device)

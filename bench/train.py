@@ -30,9 +30,13 @@ from training.dataset import prepare_data  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
-    shared = Path(os.environ.get("PUNCHLINE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    shared = Path(
+        os.environ.get("PUNCHLINE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+    )
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base-model", default=str(shared / "flan-t5-large"), help="directory with config + tokenizer")
+    parser.add_argument(
+        "--base-model", default=str(shared / "flan-t5-large"), help="directory with config + tokenizer"
+    )
     parser.add_argument("--data", default=str(shared / "qa_jokes" / "qa_jokes_kaggle_original.csv"))
     parser.add_argument("--steps", type=int, help="timed steps (default: 3 on CPU, 30 on GPU)")
     parser.add_argument("--batch-size", type=int, help="default: 4 on CPU, 64 on GPU")
@@ -49,7 +53,9 @@ def peak_memory(device) -> str:  # noqa: ANN001
     import torch
 
     if device.type == "cuda":
-        return f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB GPU (torch.cuda.max_memory_allocated)"
+        return (
+            f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB GPU (torch.cuda.max_memory_allocated)"
+        )
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return f"{kib / 2**20:.2f} GiB RSS (process peak)"
 
@@ -98,7 +104,8 @@ def main() -> int:
     params = count_parameters(model)
 
     sampler = LengthGroupedSampler(
-        batch_size, lengths=[len(f["input_ids"]) + len(f["labels"]) for f in features],
+        batch_size,
+        lengths=[len(f["input_ids"]) + len(f["labels"]) for f in features],
         generator=torch.Generator().manual_seed(0),
     )
     order = list(sampler)
@@ -128,26 +135,37 @@ def main() -> int:
         if step >= warmup:
             times.append(elapsed)
             tokens += int(batch["attention_mask"].sum()) + int((batch["labels"] != -100).sum())
-        print(f"step {step + 1}/{warmup + steps}{' (warm-up)' if step < warmup else ''}: "
-              f"{elapsed:.3f} s, loss {loss.item():.3f}, shape {tuple(batch['input_ids'].shape)}/"
-              f"{tuple(batch['labels'].shape)}", flush=True)
+        print(
+            f"step {step + 1}/{warmup + steps}{' (warm-up)' if step < warmup else ''}: "
+            f"{elapsed:.3f} s, loss {loss.item():.3f}, shape {tuple(batch['input_ids'].shape)}/"
+            f"{tuple(batch['labels'].shape)}",
+            flush=True,
+        )
 
     per_step = statistics.mean(times)
     steps_per_epoch = math.ceil(len(features) / batch_size)
     projected = per_step * steps_per_epoch * args.epochs
     name = torch.cuda.get_device_name(device) if cuda else f"CPU ({torch.get_num_threads()} threads)"
     print()
-    print(f"device: {name}; precision: {'bf16 autocast' if bf16 else 'float32'}"
-          f"{'; gradient checkpointing' if args.gradient_checkpointing else ''}")
+    print(
+        f"device: {name}; precision: {'bf16 autocast' if bf16 else 'float32'}"
+        f"{'; gradient checkpointing' if args.gradient_checkpointing else ''}"
+    )
     print(f"model: {args.base_model} architecture, random weights; parameters: {params}")
-    print(f"data: {len(features):,} cleaned training jokes; max lengths source {lengths.source}, "
-          f"target {lengths.target}; prepared in {t_data:.1f} s; model built in {t_model:.1f} s")
-    print(f"batch {batch_size}, {steps} timed steps after {warmup} warm-up: "
-          f"{per_step:.3f} s/step (median {statistics.median(times):.3f}), "
-          f"{batch_size / per_step:.2f} samples/s, {tokens / sum(times):.0f} tokens/s")
+    print(
+        f"data: {len(features):,} cleaned training jokes; max lengths source {lengths.source}, "
+        f"target {lengths.target}; prepared in {t_data:.1f} s; model built in {t_model:.1f} s"
+    )
+    print(
+        f"batch {batch_size}, {steps} timed steps after {warmup} warm-up: "
+        f"{per_step:.3f} s/step (median {statistics.median(times):.3f}), "
+        f"{batch_size / per_step:.2f} samples/s, {tokens / sum(times):.0f} tokens/s"
+    )
     print(f"peak memory: {peak_memory(device)}")
-    print(f"projected {args.epochs:g} epochs: {steps_per_epoch:,} steps/epoch x {args.epochs:g} = "
-          f"{projected / 60:.1f} min ({projected / 3600:.2f} h)")
+    print(
+        f"projected {args.epochs:g} epochs: {steps_per_epoch:,} steps/epoch x {args.epochs:g} = "
+        f"{projected / 60:.1f} min ({projected / 3600:.2f} h)"
+    )
     return 0
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from config.flags import add_flags, settings_from_args
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     """Add this package's sub-commands to the `punchline` parser."""
     chat = sub.add_parser(
         "chat",
@@ -50,7 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "entries follow as their own kind.",
     )
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
-    export.add_argument("--since", metavar="DATE", help="only replies made on or after DATE (YYYY-MM-DD, UTC)")
+    export.add_argument(
+        "--since", metavar="DATE", help="only replies made on or after DATE (YYYY-MM-DD, UTC)"
+    )
     export.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here instead of stdout")
     add_flags(export, "db")
     export.set_defaults(handler=_export)

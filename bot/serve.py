@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from bot.runtime import ManagedGenerator, Runtime, open_runtime
 from bot.clock import Clock
+from bot.runtime import ManagedGenerator, Runtime, open_runtime
 from config.errors import PunchlineError
 from config.settings import Settings
 from model.types import Generator

@@ -29,19 +29,51 @@ class Flag:
 FLAGS: dict[str, Flag] = {
     flag.option.removeprefix("--").replace("-", "_"): flag
     for flag in (
-        Flag("--base-model", "model", "base", "hub id or local directory of the base model "
-             "(PUNCHLINE_MODEL__BASE, default google/flan-t5-large)", metavar="ID_OR_DIR"),
-        Flag("--adapter", "model", "adapter", "adapter directory written by `punchline train` "
-             "(PUNCHLINE_MODEL__ADAPTER)", Path, "DIR"),
-        Flag("--backend", "model", "backend", "inference backend (PUNCHLINE_MODEL__BACKEND)",
-             choices=("auto", "transformers", "ctranslate2")),
+        Flag(
+            "--base-model",
+            "model",
+            "base",
+            "hub id or local directory of the base model "
+            "(PUNCHLINE_MODEL__BASE, default google/flan-t5-large)",
+            metavar="ID_OR_DIR",
+        ),
+        Flag(
+            "--adapter",
+            "model",
+            "adapter",
+            "adapter directory written by `punchline train` (PUNCHLINE_MODEL__ADAPTER)",
+            Path,
+            "DIR",
+        ),
+        Flag(
+            "--backend",
+            "model",
+            "backend",
+            "inference backend (PUNCHLINE_MODEL__BACKEND)",
+            choices=("auto", "transformers", "ctranslate2"),
+        ),
         Flag("--device", "model", "device", "PUNCHLINE_MODEL__DEVICE", choices=("auto", "cpu", "cuda")),
-        Flag("--dtype", "model", "dtype", "PUNCHLINE_MODEL__DTYPE",
-             choices=("auto", "float32", "bfloat16", "int8")),
-        Flag("--max-new-tokens", "model", "max_new_tokens", "longest reply in tokens "
-             "(PUNCHLINE_MODEL__MAX_NEW_TOKENS)", int),
-        Flag("--temperature", "model", "temperature", "sampling temperature "
-             "(PUNCHLINE_MODEL__TEMPERATURE)", float),
+        Flag(
+            "--dtype",
+            "model",
+            "dtype",
+            "PUNCHLINE_MODEL__DTYPE",
+            choices=("auto", "float32", "bfloat16", "int8"),
+        ),
+        Flag(
+            "--max-new-tokens",
+            "model",
+            "max_new_tokens",
+            "longest reply in tokens (PUNCHLINE_MODEL__MAX_NEW_TOKENS)",
+            int,
+        ),
+        Flag(
+            "--temperature",
+            "model",
+            "temperature",
+            "sampling temperature (PUNCHLINE_MODEL__TEMPERATURE)",
+            float,
+        ),
         Flag("--db", "storage", "path", "SQLite database (PUNCHLINE_STORAGE__PATH)", Path, "PATH"),
     )
 }

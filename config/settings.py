@@ -65,9 +65,7 @@ class TelegramSettings(_Section):
     typing_interval: float = Field(default=4.0, gt=0)  # Telegram shows "typing" for ~5 s
     concurrent_updates: int = Field(default=64, ge=1)  # updates handled at once (one per user)
 
-    _lists = field_validator("admin_ids", "allowed_chats", "allowed_users", mode="before")(
-        _split_list
-    )
+    _lists = field_validator("admin_ids", "allowed_chats", "allowed_users", mode="before")(_split_list)
 
 
 class DiscordSettings(_Section):
@@ -83,9 +81,9 @@ class DiscordSettings(_Section):
     # synced to save API calls on every restart.
     sync_commands: bool = True
 
-    _lists = field_validator(
-        "guilds", "admin_ids", "allowed_channels", "allowed_users", mode="before"
-    )(_split_list)
+    _lists = field_validator("guilds", "admin_ids", "allowed_channels", "allowed_users", mode="before")(
+        _split_list
+    )
 
 
 class ModelSettings(_Section):

@@ -52,9 +52,7 @@ class AdapterMetadata(BaseModel):
         if not directory.is_dir():
             raise AdapterError(f"adapter directory {directory} does not exist")
         if not path.is_file():
-            raise AdapterError(
-                f"{directory} has no {METADATA_FILE}: it was not written by `punchline train`"
-            )
+            raise AdapterError(f"{directory} has no {METADATA_FILE}: it was not written by `punchline train`")
         try:
             return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
         except (json.JSONDecodeError, ValidationError, UnicodeDecodeError) as exc:

@@ -13,8 +13,8 @@ config, while real flan-t5 checkpoints (`"tie_word_embeddings": false`) keep a s
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from model.types import ModelLoadError

@@ -11,7 +11,7 @@ from typing import Any
 from config.flags import add_flags, settings_from_args
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     """Add this package's sub-commands to the `punchline` parser."""
     gen = sub.add_parser(
         "generate",
@@ -22,8 +22,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     gen.add_argument("setup", help='the joke setup, e.g. "Why do Yoda\'s jokes always suck?"')
     gen.add_argument("-n", type=int, default=1, help="how many punchlines to print (1-16)")
     add_flags(
-        gen, "base_model", "adapter", "no_adapter", "backend", "device", "dtype", "greedy",
-        "max_new_tokens", "temperature",
+        gen,
+        "base_model",
+        "adapter",
+        "no_adapter",
+        "backend",
+        "device",
+        "dtype",
+        "greedy",
+        "max_new_tokens",
+        "temperature",
     )
     gen.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
     gen.set_defaults(handler=run_generate)
@@ -58,8 +66,7 @@ def run_generate(args: argparse.Namespace) -> int:
                     "setup": args.setup,
                     "backend": backend,
                     "punchlines": [
-                        {"text": p.text, "version": p.version, "score": round(p.score, 4)}
-                        for p in punchlines
+                        {"text": p.text, "version": p.version, "score": round(p.score, 4)} for p in punchlines
                     ],
                 },
                 ensure_ascii=False,

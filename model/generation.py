@@ -8,6 +8,7 @@ orders the rest by score. Nothing here imports torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from config.settings import ModelSettings
 from model.filters import dedupe_key, is_empty, keep_candidate
@@ -46,9 +47,9 @@ class GenerationParams:
             num_candidates=settings.candidates,
         )
 
-    def with_(self, **changes: object) -> GenerationParams:
+    def with_(self, **changes: Any) -> GenerationParams:
         """A copy with some fields changed."""
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return replace(self, **changes)
 
     def candidates_for(self, n: int) -> int:
         """How many candidates to generate so that `n` good ones are likely to survive."""
@@ -74,15 +75,11 @@ def check_request(setup: str, n: int, max_setup_chars: int) -> str:
     if not text:
         raise InvalidSetup("the setup is empty: send a question to answer with a punchline")
     if len(text) > max_setup_chars:
-        raise InvalidSetup(
-            f"the setup is {len(text)} characters long; at most {max_setup_chars} are allowed"
-        )
+        raise InvalidSetup(f"the setup is {len(text)} characters long; at most {max_setup_chars} are allowed")
     return text
 
 
-def rank_candidates(
-    setup: str, candidates: list[Candidate], n: int, version: str
-) -> list[Punchline]:
+def rank_candidates(setup: str, candidates: list[Candidate], n: int, version: str) -> list[Punchline]:
     """Up to `n` punchlines from `candidates`, best score first.
 
     Echoes of the setup, empty and repeated answers are dropped. When nothing survives, the

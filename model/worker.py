@@ -116,9 +116,7 @@ class InferenceWorker:
         backend = await self._load(self._model_thread, self._adapter_dir, None)
         self._install(backend, make_current=True)
         for extra in self._extra_adapters:
-            self._install(
-                await self._load(self._model_thread, extra, AdapterError), make_current=False
-            )
+            self._install(await self._load(self._model_thread, extra, AdapterError), make_current=False)
         if self._closed:  # close() ran while the models were loading; it freed what it found
             for loaded in self._backends.values():
                 loaded.close()  # cheap: drops the model; the executors may be shut down already
@@ -175,17 +173,13 @@ class InferenceWorker:
             raise WorkerClosed("the model worker is not running")
         text = check_request(setup, n, self._max_setup_chars)
         if version is not None and version not in self._backends:
-            raise GenerationError(
-                f"version {version!r} is not loaded (loaded: {', '.join(self.versions)})"
-            )
+            raise GenerationError(f"version {version!r} is not loaded (loaded: {', '.join(self.versions)})")
         now = self._clock()
         deadline = now + self._settings.timeout_s if deadline is None else deadline
         if deadline <= now:
             self._metrics.timeouts += 1
             raise DeadlineExceeded("the request's deadline had passed before it was queued")
-        request = _Request(
-            text, n, deadline, version, asyncio.get_running_loop().create_future(), now
-        )
+        request = _Request(text, n, deadline, version, asyncio.get_running_loop().create_future(), now)
         try:
             self._queue.put_nowait(request)
         except asyncio.QueueFull:
@@ -260,9 +254,7 @@ class InferenceWorker:
                 await asyncio.get_running_loop().run_in_executor(None, backend.close)
                 raise WorkerClosed("the worker closed while the adapter was loading")
             self._install(backend, make_current)
-        log.info(
-            "loaded version %s from %s (current: %s)", backend.version, adapter_dir, self._current
-        )
+        log.info("loaded version %s from %s (current: %s)", backend.version, adapter_dir, self._current)
         return backend.version
 
     async def _load(
@@ -364,15 +356,11 @@ class InferenceWorker:
                 self._model_thread, functools.partial(backend.generate, prompts, n, self._params)
             )
             if len(results) != len(prompts):
-                raise RuntimeError(
-                    f"backend returned {len(results)} results for {len(prompts)} prompts"
-                )
+                raise RuntimeError(f"backend returned {len(results)} results for {len(prompts)} prompts")
         except Exception as exc:  # noqa: BLE001 - fail this batch only
             log.exception("batch of %d setups on %s failed", len(prompts), backend.name)
             for r in requests:
-                self._fail(
-                    r, GenerationError(f"generation failed ({type(exc).__name__}); try again")
-                )
+                self._fail(r, GenerationError(f"generation failed ({type(exc).__name__}); try again"))
             return
         tokens = sum(c.tokens for cands in results for c in cands)
         self._metrics.record_batch(len(requests), tokens, self._clock() - started)

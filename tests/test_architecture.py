@@ -146,7 +146,9 @@ def test_no_front_end_imports_another() -> None:
         own = next((fe for fe in FRONT_ENDS if name == fe or name.startswith(fe + ".")), None)
         if own is None:
             continue
-        others = {t for t in targets for fe in FRONT_ENDS if fe != own and (t == fe or t.startswith(fe + "."))}
+        others = {
+            t for t in targets for fe in FRONT_ENDS if fe != own and (t == fe or t.startswith(fe + "."))
+        }
         assert not others, f"{name} imports {sorted(others)}"
 
 
@@ -166,7 +168,14 @@ def _modules_after_import(statement: str) -> set[str]:
 
 
 def test_front_ends_load_without_torch() -> None:
-    modules = ["bot.cli", "bot.core.service", "bot.telegram.app", "bot.discord.client", "bot.serve", "model.worker"]
+    modules = [
+        "bot.cli",
+        "bot.core.service",
+        "bot.telegram.app",
+        "bot.discord.client",
+        "bot.serve",
+        "model.worker",
+    ]
     loaded = _modules_after_import("; ".join(f"import {m}" for m in modules))
     assert "torch" not in loaded
     assert "transformers" not in loaded

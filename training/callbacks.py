@@ -38,7 +38,9 @@ class SampleCallback(TrainerCallback):
         self.template = template
         self.samples: list[Sample] = []
 
-    def on_evaluate(self, args: "TrainingArguments", state: "TrainerState", control: "TrainerControl", **kwargs: Any) -> None:
+    def on_evaluate(
+        self, args: "TrainingArguments", state: "TrainerState", control: "TrainerControl", **kwargs: Any
+    ) -> None:
         model = kwargs.get("model")
         if not self.setups or model is None or not state.is_world_process_zero:
             return
@@ -95,7 +97,9 @@ class InterruptCallback(TrainerCallback):
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
 
-    def on_step_end(self, args: "TrainingArguments", state: "TrainerState", control: "TrainerControl", **kwargs: Any) -> None:
+    def on_step_end(
+        self, args: "TrainingArguments", state: "TrainerState", control: "TrainerControl", **kwargs: Any
+    ) -> None:
         if self._agreed(args):
             self.interrupted = True
             control.should_save = True

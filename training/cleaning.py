@@ -27,9 +27,7 @@ DUPLICATE = "duplicate pair"
 # A note starts at the text's start or after a space/bracket with "edit:"/"EDIT 2 -" in any case,
 # or with a capitalised "Edit"/"EDIT" without a colon ("*Edit Also why ..."). "editing", "edited"
 # and "Editor" are words, not notes (word boundary), and so is a lower-case "edit it later".
-_EDIT_NOTE = re.compile(
-    r"(?:^|(?<=[\s*(\[]))[*(\[]?\s*(?:(?i:edit)\s*\d*\s*[:\-]|(?:Edit|EDIT)\d*\b)"
-)
+_EDIT_NOTE = re.compile(r"(?:^|(?<=[\s*(\[]))[*(\[]?\s*(?:(?i:edit)\s*\d*\s*[:\-]|(?:Edit|EDIT)\d*\b)")
 
 
 @dataclass(slots=True)
@@ -51,9 +49,7 @@ def strip_edit_note(answer: str) -> str:
     return answer[: match.start()].rstrip() if match else answer
 
 
-def clean_jokes(
-    jokes: Iterable[Joke], max_answer_chars: int = DEFAULT_MAX_ANSWER_CHARS
-) -> CleaningReport:
+def clean_jokes(jokes: Iterable[Joke], max_answer_chars: int = DEFAULT_MAX_ANSWER_CHARS) -> CleaningReport:
     """Normalise, filter and de-duplicate jokes, keeping their order."""
     report = CleaningReport(kept=[])
     seen: set[tuple[str, str]] = set()

@@ -37,7 +37,7 @@ def _modules(text: str) -> tuple[str, ...]:
     return names
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     """Add this package's sub-commands to the `punchline` parser."""
     data = sub.add_parser("data", help="inspect joke data files")
     data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
@@ -61,15 +61,25 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     train.add_argument("--limit", type=_positive_int, help="use only the first N cleaned rows")
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
-    train.add_argument("--dry-run", action="store_true", help="print the plan; build the model on the meta device")
+    train.add_argument(
+        "--dry-run", action="store_true", help="print the plan; build the model on the meta device"
+    )
     train.add_argument("--force", action="store_true", help="overwrite an existing --output")
     train.add_argument("--lora-r", type=_positive_int, default=16)
     train.add_argument("--lora-alpha", type=_positive_int, default=32)
     train.add_argument("--lora-dropout", type=float, default=0.05)
-    train.add_argument("--target-modules", type=_modules, default=("q", "v"), help="comma-separated (default q,v)")
-    train.add_argument("--max-source-length", type=_positive_int, help="prompt tokens (default: 99th percentile)")
-    train.add_argument("--max-target-length", type=_positive_int, help="punchline tokens (default: 99th percentile)")
-    train.add_argument("--max-answer-chars", type=_positive_int, default=200, help="drop longer answers (default 200)")
+    train.add_argument(
+        "--target-modules", type=_modules, default=("q", "v"), help="comma-separated (default q,v)"
+    )
+    train.add_argument(
+        "--max-source-length", type=_positive_int, help="prompt tokens (default: 99th percentile)"
+    )
+    train.add_argument(
+        "--max-target-length", type=_positive_int, help="punchline tokens (default: 99th percentile)"
+    )
+    train.add_argument(
+        "--max-answer-chars", type=_positive_int, default=200, help="drop longer answers (default 200)"
+    )
     train.add_argument("--gradient-checkpointing", action="store_true", help="less memory, ~30%% slower")
     train.add_argument("--eval-samples", type=int, default=4, help="validation setups sampled each epoch")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -77,9 +87,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     compare = sub.add_parser("compare", help="Markdown table: setup | original | base model | tuned")
     add_flags(compare, "base_model")
-    compare.add_argument("--adapter", type=Path, required=True, help="adapter directory from `punchline train`")
+    compare.add_argument(
+        "--adapter", type=Path, required=True, help="adapter directory from `punchline train`"
+    )
     compare.add_argument("--data", type=Path, help="joke file with the original punchlines")
-    compare.add_argument("--setups", type=Path, help="file with one setup per line (default: the write-up's eight)")
+    compare.add_argument(
+        "--setups", type=Path, help="file with one setup per line (default: the write-up's eight)"
+    )
     compare.add_argument("--output", type=Path, help="also write the table to this file")
     compare.set_defaults(handler=_compare)
 
@@ -87,7 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_flags(evaluate, "base_model")
     evaluate.add_argument("--adapter", type=Path, required=True)
     evaluate.add_argument("--data", type=Path, required=True)
-    evaluate.add_argument("--output-dir", type=Path, help="where eval.json and eval.md go (default: the adapter directory)")
+    evaluate.add_argument(
+        "--output-dir", type=Path, help="where eval.json and eval.md go (default: the adapter directory)"
+    )
     evaluate.add_argument("--limit", type=_positive_int, help="score only the first N test jokes")
     evaluate.add_argument("--batch-size", type=_positive_int, default=16)
     evaluate.set_defaults(handler=_eval)
@@ -162,7 +178,9 @@ def _compare(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate, write_report
 
-    report = evaluate(_base_model(args), args.adapter, args.data, limit=args.limit, batch_size=args.batch_size)
+    report = evaluate(
+        _base_model(args), args.adapter, args.data, limit=args.limit, batch_size=args.batch_size
+    )
     json_path, md_path = write_report(report, args.output_dir or args.adapter)
     print(report.markdown())
     print(f"written: {json_path}, {md_path}")

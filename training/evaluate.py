@@ -77,10 +77,30 @@ class EvalReport:
             ("loss of original punchlines", f"{b.loss:.4f}", f"{t.loss:.4f}", ""),
             ("perplexity", f"{b.perplexity:.2f}", f"{t.perplexity:.2f}", ""),
             ("echo rate", f"{b.replies.echo_rate:.1%}", f"{t.replies.echo_rate:.1%}", f"{o.echo_rate:.1%}"),
-            ("empty rate", f"{b.replies.empty_rate:.1%}", f"{t.replies.empty_rate:.1%}", f"{o.empty_rate:.1%}"),
-            ("distinct-1", f"{b.replies.distinct_1:.3f}", f"{t.replies.distinct_1:.3f}", f"{o.distinct_1:.3f}"),
-            ("distinct-2", f"{b.replies.distinct_2:.3f}", f"{t.replies.distinct_2:.3f}", f"{o.distinct_2:.3f}"),
-            ("mean length (words)", f"{b.replies.mean_words:.2f}", f"{t.replies.mean_words:.2f}", f"{o.mean_words:.2f}"),
+            (
+                "empty rate",
+                f"{b.replies.empty_rate:.1%}",
+                f"{t.replies.empty_rate:.1%}",
+                f"{o.empty_rate:.1%}",
+            ),
+            (
+                "distinct-1",
+                f"{b.replies.distinct_1:.3f}",
+                f"{t.replies.distinct_1:.3f}",
+                f"{o.distinct_1:.3f}",
+            ),
+            (
+                "distinct-2",
+                f"{b.replies.distinct_2:.3f}",
+                f"{t.replies.distinct_2:.3f}",
+                f"{o.distinct_2:.3f}",
+            ),
+            (
+                "mean length (words)",
+                f"{b.replies.mean_words:.2f}",
+                f"{t.replies.mean_words:.2f}",
+                f"{o.mean_words:.2f}",
+            ),
         ]
         lines = [
             f"Evaluation of adapter {self.adapter_version} on {self.test_jokes} test jokes "
@@ -160,8 +180,12 @@ def evaluate(
         with tuned.variant(adapter_on):
             loss = mean_loss(tuned, test, lengths, batch_size)
             replies[adapter_on] = generate_greedy(
-                tuned.model, tuned.tokenizer, setups, tuned.metadata.prompt_template,
-                batch_size=batch_size, max_source_length=lengths.source,
+                tuned.model,
+                tuned.tokenizer,
+                setups,
+                tuned.metadata.prompt_template,
+                batch_size=batch_size,
+                max_source_length=lengths.source,
             )
         scores[adapter_on] = VariantScore(
             loss=loss,

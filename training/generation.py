@@ -99,8 +99,6 @@ def generate_greedy(
             prompts, return_tensors="pt", padding=True, truncation=True, max_length=max_source_length
         ).to(device)
         with torch.no_grad():
-            out = model.generate(
-                **batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1
-            )
+            out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
         replies.extend(t.strip() for t in tokenizer.batch_decode(out, skip_special_tokens=True))
     return replies

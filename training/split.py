@@ -52,9 +52,7 @@ def split_name(question: str, fractions: tuple[float, float, float] = DEFAULT_FR
     return TEST
 
 
-def split_jokes(
-    jokes: Iterable[Joke], fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
-) -> Split:
+def split_jokes(jokes: Iterable[Joke], fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> Split:
     """Split jokes by question, keeping their order within each split."""
     if any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
         raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fractions}")

@@ -106,7 +106,11 @@ class Plan:
             f"max lengths: source {self.lengths.source}, target {self.lengths.target} tokens",
             f"batch: {options.batch_size} per device x {self.world_size} device(s); "
             f"steps per epoch: {self.steps_per_epoch:,}; total steps: {self.total_steps:,}"
-            + (f" (--max-steps {options.max_steps})" if options.max_steps else f" ({options.epochs:g} epochs)"),
+            + (
+                f" (--max-steps {options.max_steps})"
+                if options.max_steps
+                else f" ({options.epochs:g} epochs)"
+            ),
             f"model: {options.base_model}, LoRA r={options.lora.r} alpha={options.lora.alpha} "
             f"dropout={options.lora.dropout} on {','.join(options.lora.target_modules)}",
             f"parameters: {self.params}",
@@ -342,8 +346,8 @@ def run(options: TrainOptions, callbacks: Sequence["TrainerCallback"] = ()) -> T
     from transformers import Seq2SeqTrainer
     from transformers.trainer_utils import get_last_checkpoint
 
-    from training.artifacts import plot_loss, write_metrics
     from model.base_model import load_tokenizer
+    from training.artifacts import plot_loss, write_metrics
     from training.callbacks import InterruptCallback, SampleCallback
     from training.tokenization import choose_max_lengths, encode_jokes, make_collator
 

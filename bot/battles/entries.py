@@ -19,8 +19,6 @@ MSG_SAVE_FAILED = "Couldn't save your punchline — please try again."
 _SORRY = Answer.refuse(views.MSG_RETRY)
 
 
-
-
 class Entries:
     """Takes people's entries while a round is in its entry phase."""
 

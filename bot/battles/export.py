@@ -56,4 +56,3 @@ async def battle_rows(storage: Storage, since: datetime | None = None) -> list[E
             )
         )
     return out
-

@@ -106,9 +106,7 @@ class Entry:
 
     def is_by(self, user: UserRef) -> bool:
         return (
-            self.kind is AuthorKind.PERSON
-            and self.author is not None
-            and self.author.user_id == user.user_id
+            self.kind is AuthorKind.PERSON and self.author is not None and self.author.user_id == user.user_id
         )
 
 

@@ -18,7 +18,7 @@ from bot.battles.state import Refusal
 from bot.clock import Clock
 from bot.storage import Storage
 from config.settings import BattleSettings
-from model.types import Generator, GenerationError
+from model.types import GenerationError, Generator
 
 log = logging.getLogger(__name__)
 

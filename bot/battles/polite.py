@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar, cast
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -18,9 +18,10 @@ T = TypeVar("T")
 log = logging.getLogger("bot.battles")
 
 
-def polite(fallback: T, doing: str) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+def polite(fallback: object, doing: str) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
     """Decorate an async command: on an unexpected error, log "could not <doing>" and return
-    `fallback` (an `Answer`, a text, or None where the caller then stays quiet)."""
+    `fallback` (an `Answer`, a text, or None where the caller then stays quiet); it must be a
+    value the command itself could return."""
 
     def decorate(command: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         @functools.wraps(command)
@@ -29,7 +30,7 @@ def polite(fallback: T, doing: str) -> Callable[[Callable[P, Awaitable[T]]], Cal
                 return await command(*args, **kwargs)
             except Exception:
                 log.exception("could not %s", doing)
-                return fallback
+                return cast(T, fallback)
 
         return wrapper
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.battles.scoring import same_text_key
-from model.text import clean_text
 from config.errors import PunchlineError
+from model.text import clean_text
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -166,7 +167,9 @@ class Rounds:
             self.forget(battle.id)
             await self.close_buttons(battle, await self.storage.battle_entries.entries(battle.id))
             name = by.name or "someone"
-            await self.announce(battle.chat, lambda a: a.post(battle.chat, views.cancelled_view(battle, name)))
+            await self.announce(
+                battle.chat, lambda a: a.post(battle.chat, views.cancelled_view(battle, name))
+            )
         log.info("battle %d cancelled by %s", battle.id, by.user_id)
         return battle
 
@@ -235,7 +238,7 @@ class Rounds:
             return
         task = asyncio.create_task(self._bot_entry(battle), name=f"battle-{battle.id}-bot")
         self._bot_tasks[battle.id] = task
-        task.add_done_callback(lambda t, bid=battle.id: self._drop_bot_task(bid, t))
+        task.add_done_callback(functools.partial(self._drop_bot_task, battle.id))
 
     def _drop_bot_task(self, battle_id: int, task: asyncio.Task[None]) -> None:
         if self._bot_tasks.get(battle_id) is task:
@@ -251,8 +254,12 @@ class Rounds:
                 try:
                     reply_id = await self.player.record_reply(battle, punchline)
                     added = await self.storage.battle_entries.add_machine_entry(
-                        battle.id, AuthorKind.BOT, punchline.text, self.clock.now(),
-                        version=punchline.version, reply_id=reply_id,
+                        battle.id,
+                        AuthorKind.BOT,
+                        punchline.text,
+                        self.clock.now(),
+                        version=punchline.version,
+                        reply_id=reply_id,
                     )
                 except Exception:
                     log.exception("battle %d: storing the bot's entry failed", battle.id)

@@ -41,9 +41,7 @@ def identical_ids(entries: Sequence[Entry]) -> set[int]:
     return {entry_id for entry_id, key in keys.items() if counts[key] > 1}
 
 
-def score_round(
-    entries: Sequence[Entry], votes: Mapping[int, int], rules: ScoringRules
-) -> RoundScore:
+def score_round(entries: Sequence[Entry], votes: Mapping[int, int], rules: ScoringRules) -> RoundScore:
     """Score every entry from its vote count (`votes` maps entry id to votes; missing = 0)."""
     copies = identical_ids(entries)
     total = sum(votes.get(entry.id, 0) for entry in entries)

@@ -44,8 +44,6 @@ BATTLE_SOURCE = "battle"  # the rating source of votes for the bot's entries
 _SORRY = Answer.refuse(views.MSG_RETRY)
 
 
-
-
 class BattleService:
     """Joke battles for every platform the bot runs on."""
 
@@ -110,7 +108,9 @@ class BattleService:
 
     # -- starting and cancelling ------------------------------------------------------------------
 
-    @polite(Answer("Something went wrong starting the battle — please try again.", ok=False), "start a battle")
+    @polite(
+        Answer("Something went wrong starting the battle — please try again.", ok=False), "start a battle"
+    )
     async def start(self, chat: ChatRef, user: UserRef, setup: str | None = None) -> Answer:
         """`/battle [setup]`: start a round in a group, or say why not."""
         if chat.kind is not ChatKind.GROUP:
@@ -139,14 +139,21 @@ class BattleService:
         text, classic, source = picked
         now = self.clock.now()
         battle = await self.storage.battles.create(
-            chat, user, text, source, classic if self.settings.classic else None, now,
+            chat,
+            user,
+            text,
+            source,
+            classic if self.settings.classic else None,
+            now,
             state.entry_deadline(now, self.settings.entry_seconds),
         )
         if battle is None:  # lost a race with another /battle (e.g. another process)
             running = await self.storage.battles.open_in_chat(chat.platform, chat.chat_id)
             return self._already_running(running) if running else Answer.refuse("Please try again.")
         if battle.classic:
-            await self.storage.battle_entries.add_machine_entry(battle.id, AuthorKind.CLASSIC, battle.classic, now)
+            await self.storage.battle_entries.add_machine_entry(
+                battle.id, AuthorKind.CLASSIC, battle.classic, now
+            )
         async with self.rounds.lock(battle.id):
             await self.rounds.post_announcement(battle)
         self.rounds.start_bot_entry(battle)
@@ -269,10 +276,11 @@ class BattleService:
                     battle.id, voter, chosen.id, now, bot_vote=self._vote_rating, rating_source=BATTLE_SOURCE
                 )
             except LookupError:
-                return Answer.refuse(f"Battle #{battle.id} is over; votes are closed.", RefusalReason.VOTING_OVER)
+                return Answer.refuse(
+                    f"Battle #{battle.id} is over; votes are closed.", RefusalReason.VOTING_OVER
+                )
         if before == chosen.id:
             return Answer(f"You already voted for #{position}.")
         if before is None:
             return Answer(f"Vote counted for #{position}.")
         return Answer(f"Vote changed to #{position}.")
-

@@ -84,9 +84,7 @@ def check_entry(battle: Battle, user: UserRef, now: datetime) -> Refusal | None:
     if user.is_bot:
         return Refusal(RefusalReason.BOTS_CANNOT_PLAY, "Bots can't play.")
     if battle.phase is not Phase.ENTRY or now >= battle.entry_deadline:
-        return Refusal(
-            RefusalReason.ENTRIES_CLOSED, f"Too late: entries for battle #{battle.id} are closed."
-        )
+        return Refusal(RefusalReason.ENTRIES_CLOSED, f"Too late: entries for battle #{battle.id} are closed.")
     return None
 
 
@@ -128,9 +126,7 @@ def check_vote(
         return Refusal(RefusalReason.BOTS_CANNOT_PLAY, "Bots can't vote.")
     if battle.phase is Phase.ENTRY:
         return Refusal(RefusalReason.NOT_VOTING, "Voting hasn't started yet.")
-    if battle.phase is not Phase.VOTING or (
-        battle.vote_deadline is not None and now >= battle.vote_deadline
-    ):
+    if battle.phase is not Phase.VOTING or (battle.vote_deadline is not None and now >= battle.vote_deadline):
         return Refusal(RefusalReason.VOTING_OVER, f"Battle #{battle.id} is over; votes are closed.")
     chosen = next((e for e in entries if e.position == position), None)
     if chosen is None:
@@ -148,6 +144,5 @@ def check_cancel(battle: Battle | None, user: UserRef, privileged: bool) -> Refu
         return None
     return Refusal(
         RefusalReason.NOT_ALLOWED,
-        f"Only {battle.starter.name or 'the starter'} or a chat admin can cancel battle "
-        f"#{battle.id}.",
+        f"Only {battle.starter.name or 'the starter'} or a chat admin can cancel battle #{battle.id}.",
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from datetime import datetime
 
@@ -31,7 +32,7 @@ class RoundTimers:
     def __init__(self, rounds: Rounds):
         self.rounds = rounds
         self._timers: dict[int, asyncio.Task[None]] = {}
-        self._kicks: set[asyncio.Task[None]] = set()  # referenced so they are not collected
+        self._kicks: set[asyncio.Task[bool]] = set()  # referenced so they are not collected
         self._busy: set[int] = set()  # rounds whose phase is changing right now
         self._closed = False
 
@@ -68,7 +69,7 @@ class RoundTimers:
             old.cancel()
         task = asyncio.create_task(self._timer(battle.id, battle.deadline), name=f"battle-{battle.id}-timer")
         self._timers[battle.id] = task
-        task.add_done_callback(lambda t, bid=battle.id: self._drop_timer(bid, t))
+        task.add_done_callback(functools.partial(self._drop_timer, battle.id))
 
     def stop(self, battle_id: int) -> None:
         """The round ended: its timer has nothing left to do."""

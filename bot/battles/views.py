@@ -23,7 +23,6 @@ from bot.payloads import EnterPayload, VotePayload, encode
 from bot.storage.battle_results import BotTally, LeaderRow
 from bot.types import Platform
 
-
 # Answers to commands, shared by the commands and the entries.
 MSG_NOT_PERMITTED = "Sorry, I can't play with you here."
 MSG_NO_SUCH_BATTLE = "That battle doesn't exist."
@@ -50,10 +49,7 @@ def _players_line(entries: Sequence[Entry]) -> str:
 def entry_view(battle: Battle, entries: Sequence[Entry], now: datetime, max_chars: int) -> View:
     """The announcement: the setup, how to enter, who is in (never what they wrote)."""
     if battle.chat.platform is Platform.TELEGRAM:
-        how = (
-            "Reply to this message with your punchline, or press the button to send it to me "
-            "in private."
-        )
+        how = "Reply to this message with your punchline, or press the button to send it to me in private."
         label = "🤫 Enter in private"
     else:
         how = "Press the button to write your punchline (only I see it)."
@@ -150,8 +146,7 @@ def results_view(result: RoundResult, tally: BotTally | None) -> View:
 
 def tally_line(tally: BotTally) -> str:
     return (
-        f"People against the bot here: people won {tally.people}, the bot won {tally.bot}, "
-        f"{tally.ties} tied."
+        f"People against the bot here: people won {tally.people}, the bot won {tally.bot}, {tally.ties} tied."
     )
 
 

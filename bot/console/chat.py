@@ -81,6 +81,7 @@ class ConsoleChat:
         """Chat until /quit or end of input; returns the exit status (0)."""
         self._say("🎤 Punchline — type a joke setup, get a punchline. " + CONSOLE_HELP)
         while True:
+            line: str | None
             if self.pending is not None:
                 line, self.pending = self.pending, None
             else:
@@ -98,7 +99,9 @@ class ConsoleChat:
             return False
         if command in ("/help", "/start"):
             admin = self.core.access.is_admin(self.user)
-            self._say(self.core.help_text(Platform.CONSOLE, ChatKind.PRIVATE, admin=admin) + "\n" + CONSOLE_HELP)
+            self._say(
+                self.core.help_text(Platform.CONSOLE, ChatKind.PRIVATE, admin=admin) + "\n" + CONSOLE_HELP
+            )
             return True
         name, _, argument = line.strip().partition(" ")
         if name.lower() == "/reload":
@@ -112,9 +115,7 @@ class ConsoleChat:
             return True
         if not command:
             return True  # an empty line at the prompt: nothing to do
-        reply = await self.core.handle_setup(
-            IncomingSetup(CONSOLE_CHAT, self.user, line, addressed=True)
-        )
+        reply = await self.core.handle_setup(IncomingSetup(CONSOLE_CHAT, self.user, line, addressed=True))
         if reply is not None:
             await self._show(reply)
         return True
@@ -160,7 +161,9 @@ async def run_chat(
     """
     if generator is None:
         adapter = settings.model.adapter
-        stdout.write(f"Loading {settings.model.base}" + (f" with adapter {adapter}" if adapter else "") + "…\n")
+        stdout.write(
+            f"Loading {settings.model.base}" + (f" with adapter {adapter}" if adapter else "") + "…\n"
+        )
         stdout.flush()
     async with open_runtime(settings, generator=generator, clock=clock, battles=False) as runtime:
         chat = ConsoleChat(runtime.core, stdin, stdout, user_name or local_user_name())

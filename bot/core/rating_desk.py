@@ -87,9 +87,16 @@ class RatingDesk:
         new = update(current.emojis if current else ())
         verdict = self.emoji_map.fold(new)
         await self.storage.ratings.put_reaction(
-            reply.id, user, REACTION_SOURCE, emojis=new, rating=None,
-            funniness=verdict.funniness, appropriateness=verdict.appropriateness,
-            action=action, event_payload=list(payload), at=self.clock.now(),
+            reply.id,
+            user,
+            REACTION_SOURCE,
+            emojis=new,
+            rating=None,
+            funniness=verdict.funniness,
+            appropriateness=verdict.appropriateness,
+            action=action,
+            event_payload=list(payload),
+            at=self.clock.now(),
         )
 
     async def set_reaction_counts(self, ref: MessageRef, counts: Mapping[str, int]) -> bool:
@@ -132,10 +139,16 @@ class RatingDesk:
                 return MSG_STALE
             verdict = ratings.Verdict() if rating is None else ratings.verdict_for_rating(rating)
             await self.storage.ratings.put_reaction(
-                reply.id, user, source, emojis=(), rating=None if rating is None else rating.value,
-                funniness=verdict.funniness, appropriateness=verdict.appropriateness,
+                reply.id,
+                user,
+                source,
+                emojis=(),
+                rating=None if rating is None else rating.value,
+                funniness=verdict.funniness,
+                appropriateness=verdict.appropriateness,
                 action="clear" if rating is None else "rate",
-                event_payload=[] if rating is None else [rating.value], at=self.clock.now(),
+                event_payload=[] if rating is None else [rating.value],
+                at=self.clock.now(),
             )
         except Exception:
             log.exception("could not store a rating on %s/%s", ref.chat.chat_id, ref.message_id)

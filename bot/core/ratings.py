@@ -97,7 +97,9 @@ class EmojiMap:
 
     def example(self, axis: str) -> str:
         """One emoji for help texts, e.g. example("funny") -> "🤣"."""
-        members = {"funny": self.funny, "not_funny": self.not_funny, "inappropriate": self.inappropriate}[axis]
+        members = {"funny": self.funny, "not_funny": self.not_funny, "inappropriate": self.inappropriate}[
+            axis
+        ]
         return members[0] if members else ""
 
 

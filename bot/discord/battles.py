@@ -37,7 +37,9 @@ def discord_view(view: View) -> discord.ui.View | None:
         return None
     out = discord.ui.View(timeout=None)
     for button in view.buttons:
-        style = discord.ButtonStyle.primary if button.kind is ButtonKind.ENTER else discord.ButtonStyle.secondary
+        style = (
+            discord.ButtonStyle.primary if button.kind is ButtonKind.ENTER else discord.ButtonStyle.secondary
+        )
         out.add_item(discord.ui.Button(label=button.label, style=style, custom_id=button.payload))
     return out
 
@@ -106,9 +108,12 @@ class EntryModal(discord.ui.Modal):
         self.add_item(self.text)
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        answer = await self.service.entries.submit(self.battle_id, user_ref(interaction.user), self.text.value)
+        answer = await self.service.entries.submit(
+            self.battle_id, user_ref(interaction.user), self.text.value
+        )
         await answer_ephemeral(interaction, answer.text)
 
+    # discord.py's stubs give Modal.on_error View's signature (with an item); modals get none.
     async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:  # type: ignore[override]
         log.error("battle entry modal failed", exc_info=error)
         await answer_ephemeral(interaction, MSG_FAILED)
@@ -144,7 +149,9 @@ class DiscordBattleUI:
         if interaction.message is None:
             return MSG_NO_MESSAGE
         chat = chat_ref_for_interaction(interaction)
-        answer = await self.service.vote(chat, str(interaction.message.id), payload.position, user_ref(interaction.user))
+        answer = await self.service.vote(
+            chat, str(interaction.message.id), payload.position, user_ref(interaction.user)
+        )
         return answer.text
 
     async def on_enter(self, interaction: discord.Interaction[Any]) -> str | None:
@@ -152,7 +159,9 @@ class DiscordBattleUI:
         if interaction.message is None:
             return MSG_NO_MESSAGE
         chat = chat_ref_for_interaction(interaction)
-        form = await self.service.entries.entry_form(chat, str(interaction.message.id), user_ref(interaction.user))
+        form = await self.service.entries.entry_form(
+            chat, str(interaction.message.id), user_ref(interaction.user)
+        )
         if isinstance(form, Answer):
             return form.text
         await interaction.response.send_modal(EntryModal(self.service, form))

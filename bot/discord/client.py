@@ -126,7 +126,9 @@ def build_client(settings: Settings, core: BotCore, battles: BattleService | Non
     return client
 
 
-def register_handlers(client: PunchlineDiscord, bot: DiscordHandlers, battles: DiscordBattleUI | None) -> None:
+def register_handlers(
+    client: PunchlineDiscord, bot: DiscordHandlers, battles: DiscordBattleUI | None
+) -> None:
     """Everything the Discord bot answers, in one list: events, slash commands, buttons."""
     client.event(bot.on_message)
     client.event(bot.on_raw_reaction_add)
@@ -210,9 +212,7 @@ def _raise_start_error(runner: asyncio.Task[None]) -> None:
     if exc is None:
         return
     if isinstance(exc, discord.LoginFailure):
-        raise DiscordStartError(
-            "Discord rejected the bot token; check PUNCHLINE_DISCORD__TOKEN"
-        ) from exc
+        raise DiscordStartError("Discord rejected the bot token; check PUNCHLINE_DISCORD__TOKEN") from exc
     if isinstance(exc, discord.PrivilegedIntentsRequired):
         raise DiscordStartError(
             "Discord refused the message-content intent: enable it for the bot in the developer "

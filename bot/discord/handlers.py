@@ -23,7 +23,6 @@ import discord
 
 from bot.core.service import BotCore
 from bot.discord.buttons import FORGED_TEXT, rating_view
-from bot.discord.in_flight import InFlight
 from bot.discord.convert import (
     answer_ephemeral,
     chat_ref,
@@ -36,6 +35,7 @@ from bot.discord.convert import (
     strip_bot_mentions,
     user_ref,
 )
+from bot.discord.in_flight import InFlight
 from bot.payloads import RatePayload, VotePayload
 from bot.types import ChatRef, IncomingSetup, OutgoingReply, Platform, UserRef
 
@@ -89,7 +89,7 @@ class DiscordHandlers:
             if reply is None:
                 await interaction.followup.send(NOT_ALLOWED_TEXT, ephemeral=True)
                 return
-            sent = await interaction.followup.send(fit(reply.text), wait=True, **_buttons(reply))
+            sent = await interaction.followup.send(fit(reply.text), wait=True, view=_buttons(reply))
             await self._link(reply, chat, sent.id)
 
     async def slash_stats(self, interaction: discord.Interaction[Any]) -> None:
@@ -142,7 +142,7 @@ class DiscordHandlers:
                     reply = await self.core.handle_setup(setup)
                 if reply is None:
                     return
-                sent = await self._reply(message, reply.text, **_buttons(reply))
+                sent = await self._reply(message, reply.text, view=_buttons(reply))
                 if sent is not None:
                     await self._link(reply, setup.chat, sent.id)
             except Exception:
@@ -263,9 +263,7 @@ class DiscordHandlers:
         if reply.rateable and reply.reply_id is not None:
             await self.core.reply_sent(reply.reply_id, message_ref(chat, message_id))
 
-    async def _reply(
-        self, message: discord.Message, text: str, **extra: Any
-    ) -> discord.Message | None:
+    async def _reply(self, message: discord.Message, text: str, **extra: Any) -> discord.Message | None:
         """Reply to a message; if it was deleted meanwhile, post in its channel. None on failure."""
         reference = message.to_reference(fail_if_not_exists=False)
         try:
@@ -275,34 +273,9 @@ class DiscordHandlers:
             return None
 
 
-def _buttons(reply: OutgoingReply) -> dict[str, discord.ui.View]:
-    """The rating buttons for a punchline (send keyword arguments); nothing for other replies."""
-    if reply.rateable and reply.reply_id is not None:
-        return {"view": rating_view()}
-    return {}
-
-
-@contextlib.asynccontextmanager
-async def _typing(channel: discord.abc.Messageable) -> AsyncIterator[None]:
-    """Show "typing…" while the model works; a refused typing call never stops the answer."""
-    typing = channel.typing()
-    try:
-        await typing.__aenter__()
-    except discord.HTTPException:
-        log.debug("typing indicator refused", exc_info=True)
-        yield
-        return
-    try:
-        yield
-    finally:
-        await typing.__aexit__(None, None, None)
-
-
-def _buttons(reply: OutgoingReply) -> dict[str, discord.ui.View]:
-    """The rating buttons for a punchline (send keyword arguments); nothing for other replies."""
-    if reply.rateable and reply.reply_id is not None:
-        return {"view": rating_view()}
-    return {}
+def _buttons(reply: OutgoingReply) -> Any:
+    """The rating buttons for a punchline, `MISSING` (no view) for other replies."""
+    return rating_view() if reply.rateable else discord.utils.MISSING
 
 
 @contextlib.asynccontextmanager

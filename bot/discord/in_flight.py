@@ -40,6 +40,8 @@ class InFlight:
         pending = {task for task in self._tasks if not task.done() and task is not current}
         if not pending:
             return True
-        log.info("Discord: waiting for %d repl%s in progress", len(pending), "y" if len(pending) == 1 else "ies")
+        log.info(
+            "Discord: waiting for %d repl%s in progress", len(pending), "y" if len(pending) == 1 else "ies"
+        )
         _, still = await asyncio.wait(pending, timeout=timeout)
         return not still

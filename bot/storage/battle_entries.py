@@ -17,8 +17,7 @@ from bot.storage.records import RatingValue, db_time, from_db_time
 from bot.types import Platform, UserRef
 
 _ENTRY_SQL = (
-    "SELECT e.*, b.platform FROM battle_entries e JOIN battles b ON b.id = e.battle_id "
-    "WHERE e.battle_id = ?"
+    "SELECT e.*, b.platform FROM battle_entries e JOIN battles b ON b.id = e.battle_id WHERE e.battle_id = ?"
 )
 
 
@@ -170,7 +169,13 @@ class BattleEntryQueries(Queries):
         if chosen in replies:
             payload = [bot_vote.rating] if bot_vote.rating else []
             await write_reaction(
-                db, replies[chosen], user_pk, source, bot_vote, action="rate", event_payload=payload,
+                db,
+                replies[chosen],
+                user_pk,
+                source,
+                bot_vote,
+                action="rate",
+                event_payload=payload,
                 at=now,
             )
 
@@ -183,8 +188,11 @@ class BattleEntryQueries(Queries):
             rows = await cur.fetchall()
         return [
             Vote(
-                r["battle_id"], UserRef(Platform(r["platform"]), r["voter_id"], r["voter_name"]),
-                r["entry_id"], from_db_time(r["created_at"]), from_db_time(r["updated_at"]),
+                r["battle_id"],
+                UserRef(Platform(r["platform"]), r["voter_id"], r["voter_name"]),
+                r["entry_id"],
+                from_db_time(r["created_at"]),
+                from_db_time(r["updated_at"]),
             )
             for r in rows
         ]

@@ -96,8 +96,7 @@ class BattleResultQueries(Queries):
         ) as cur:
             rows = await cur.fetchall()
         return [
-            EloRating(r["version"], r["rating"], r["games"], r["wins"], r["draws"], r["losses"])
-            for r in rows
+            EloRating(r["version"], r["rating"], r["games"], r["wins"], r["draws"], r["losses"]) for r in rows
         ]
 
     async def export_rows(self, since: datetime | None = None) -> list[ExportEntryRow]:
@@ -120,13 +119,22 @@ class BattleResultQueries(Queries):
             kind = AuthorKind(r["kind"])
             out.append(
                 ExportEntryRow(
-                    battle_id=r["battle_id"], platform=Platform(r["platform"]), chat_id=r["chat_id"],
-                    setup=r["setup"], setup_source=SetupSource(r["source"]),
-                    finished_at=from_db_time(r["ended_at"]), entry_id=r["entry_id"], author_kind=kind,
+                    battle_id=r["battle_id"],
+                    platform=Platform(r["platform"]),
+                    chat_id=r["chat_id"],
+                    setup=r["setup"],
+                    setup_source=SetupSource(r["source"]),
+                    finished_at=from_db_time(r["ended_at"]),
+                    entry_id=r["entry_id"],
+                    author_kind=kind,
                     author_id=r["user_id"],
                     author_name=r["user_name"] if kind is AuthorKind.PERSON else str(kind),
-                    version=r["version"], text=r["text"], reply_id=r["reply_id"],
-                    votes=int(r["votes"] or 0), points=int(r["points"] or 0), won=bool(r["won"]),
+                    version=r["version"],
+                    text=r["text"],
+                    reply_id=r["reply_id"],
+                    votes=int(r["votes"] or 0),
+                    points=int(r["points"] or 0),
+                    won=bool(r["won"]),
                     identical=bool(r["identical"]),
                 )
             )

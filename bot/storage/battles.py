@@ -10,7 +10,6 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-
 from bot.battles.elo import EloRating
 from bot.battles.models import (
     Battle,
@@ -72,9 +71,18 @@ class BattleQueries(Queries):
                     "entry_deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'entry', ?, ?) "
                     "RETURNING id",
                     (
-                        str(chat.platform), chat.chat_id, str(chat.kind), chat.title,
-                        starter.user_id, starter.name, setup, same_text_key(setup), str(source),
-                        classic, db_time(now), db_time(entry_deadline),
+                        str(chat.platform),
+                        chat.chat_id,
+                        str(chat.kind),
+                        chat.title,
+                        starter.user_id,
+                        starter.name,
+                        setup,
+                        same_text_key(setup),
+                        str(source),
+                        classic,
+                        db_time(now),
+                        db_time(entry_deadline),
                     ),
                 ) as cur:
                     row = await cur.fetchone()

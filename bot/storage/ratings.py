@@ -88,14 +88,21 @@ async def write_reaction(
             "ON CONFLICT (reply_id, user_pk, source) DO UPDATE SET emojis = excluded.emojis, "
             "rating = excluded.rating, funniness = excluded.funniness, "
             "appropriateness = excluded.appropriateness, updated_at = excluded.updated_at",
-            (reply_id, user_pk, source, json.dumps(list(emojis), ensure_ascii=False), value.rating,
-             value.funniness, value.appropriateness, db_time(at)),
+            (
+                reply_id,
+                user_pk,
+                source,
+                json.dumps(list(emojis), ensure_ascii=False),
+                value.rating,
+                value.funniness,
+                value.appropriateness,
+                db_time(at),
+            ),
         )
     await db.execute(
         "INSERT INTO reaction_events (reply_id, user_pk, source, action, payload, created_at) "
         "VALUES (?, ?, ?, ?, ?, ?)",
-        (reply_id, user_pk, source, action, json.dumps(list(event_payload), ensure_ascii=False),
-         db_time(at)),
+        (reply_id, user_pk, source, action, json.dumps(list(event_payload), ensure_ascii=False), db_time(at)),
     )
 
 
@@ -132,8 +139,15 @@ class RatingQueries(Queries):
         async with self.transaction() as db:
             user_pk = await upsert_user(db, user, at)
             await write_reaction(
-                db, reply_id, user_pk, source, RatingValue(rating, funniness, appropriateness),
-                emojis=emojis, action=action, event_payload=event_payload, at=at,
+                db,
+                reply_id,
+                user_pk,
+                source,
+                RatingValue(rating, funniness, appropriateness),
+                emojis=emojis,
+                action=action,
+                event_payload=event_payload,
+                at=at,
             )
 
     async def replace_counts(

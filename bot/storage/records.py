@@ -36,10 +36,6 @@ def maybe_str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def maybe_int(value: object) -> int | None:
-    return None if value is None else int(value)  # type: ignore[call-overload]
-
-
 @dataclass(frozen=True, slots=True)
 class RatingValue:
     """What one rating says: the button's name (None for emoji sets), and both axes."""
@@ -62,9 +58,13 @@ class UserRecord:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> UserRecord:
         return cls(
-            id=row["id"], platform=Platform(row["platform"]), user_id=row["user_id"],
-            name=row["name"], is_bot=bool(row["is_bot"]),
-            first_seen=from_db_time(row["first_seen"]), last_seen=from_db_time(row["last_seen"]),
+            id=row["id"],
+            platform=Platform(row["platform"]),
+            user_id=row["user_id"],
+            name=row["name"],
+            is_bot=bool(row["is_bot"]),
+            first_seen=from_db_time(row["first_seen"]),
+            last_seen=from_db_time(row["last_seen"]),
         )
 
 
@@ -81,8 +81,12 @@ class ChatRecord:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> ChatRecord:
         return cls(
-            id=row["id"], platform=Platform(row["platform"]), chat_id=row["chat_id"],
-            kind=ChatKind(row["kind"]), title=row["title"], settings=json.loads(row["settings"]),
+            id=row["id"],
+            platform=Platform(row["platform"]),
+            chat_id=row["chat_id"],
+            kind=ChatKind(row["kind"]),
+            title=row["title"],
+            settings=json.loads(row["settings"]),
             created_at=from_db_time(row["created_at"]),
         )
 
@@ -103,9 +107,15 @@ class RequestRecord:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> RequestRecord:
         return cls(
-            id=row["id"], chat_pk=row["chat_pk"], user_pk=row["user_pk"],
-            message_id=row["message_id"], text=row["text"], text_chars=row["text_chars"],
-            status=row["status"], detail=row["detail"], created_at=from_db_time(row["created_at"]),
+            id=row["id"],
+            chat_pk=row["chat_pk"],
+            user_pk=row["user_pk"],
+            message_id=row["message_id"],
+            text=row["text"],
+            text_chars=row["text_chars"],
+            status=row["status"],
+            detail=row["detail"],
+            created_at=from_db_time(row["created_at"]),
             finished_at=maybe_time(row["finished_at"]),
         )
 
@@ -127,10 +137,16 @@ class ReplyRecord:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> ReplyRecord:
         return cls(
-            id=row["id"], request_id=row["request_id"], chat_pk=row["chat_pk"],
-            platform=Platform(row["platform"]), chat_id=row["chat_id"],
-            message_id=maybe_str(row["message_id"]), text=row["text"], version=row["version"],
-            score=row["score"], created_at=from_db_time(row["created_at"]),
+            id=row["id"],
+            request_id=row["request_id"],
+            chat_pk=row["chat_pk"],
+            platform=Platform(row["platform"]),
+            chat_id=row["chat_id"],
+            message_id=maybe_str(row["message_id"]),
+            text=row["text"],
+            version=row["version"],
+            score=row["score"],
+            created_at=from_db_time(row["created_at"]),
             sent_at=maybe_time(row["sent_at"]),
         )
 
@@ -151,9 +167,13 @@ class ReactionRecord:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> ReactionRecord:
         return cls(
-            reply_id=row["reply_id"], user_pk=row["user_pk"], source=row["source"],
-            emojis=tuple(json.loads(row["emojis"])), rating=row["rating"],
-            funniness=row["funniness"], appropriateness=row["appropriateness"],
+            reply_id=row["reply_id"],
+            user_pk=row["user_pk"],
+            source=row["source"],
+            emojis=tuple(json.loads(row["emojis"])),
+            rating=row["rating"],
+            funniness=row["funniness"],
+            appropriateness=row["appropriateness"],
             updated_at=from_db_time(row["updated_at"]),
         )
 
@@ -190,10 +210,19 @@ class ReplyTally:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> ReplyTally:
         return cls(
-            reply_id=row["reply_id"], setup=row["setup"], punchline=row["punchline"],
-            version=row["version"], platform=Platform(row["platform"]), chat_id=row["chat_id"],
-            created_at=from_db_time(row["created_at"]), funny=row["funny"],
-            not_funny=row["not_funny"], flagged=row["flagged"], raters=row["raters"],
-            anon_funny=row["anon_funny"], anon_not_funny=row["anon_not_funny"],
-            anon_inappropriate=row["anon_inappropriate"], anon_total=row["anon_total"],
+            reply_id=row["reply_id"],
+            setup=row["setup"],
+            punchline=row["punchline"],
+            version=row["version"],
+            platform=Platform(row["platform"]),
+            chat_id=row["chat_id"],
+            created_at=from_db_time(row["created_at"]),
+            funny=row["funny"],
+            not_funny=row["not_funny"],
+            flagged=row["flagged"],
+            raters=row["raters"],
+            anon_funny=row["anon_funny"],
+            anon_not_funny=row["anon_not_funny"],
+            anon_inappropriate=row["anon_inappropriate"],
+            anon_total=row["anon_total"],
         )

@@ -21,9 +21,7 @@ SELECT r.*, c.platform, c.chat_id FROM replies r JOIN chats c ON c.id = r.chat_p
 class RequestQueries(Queries):
     """`storage.requests`: what people asked and what the bot answered."""
 
-    async def add(
-        self, chat: ChatRef, user: UserRef, text: str, message_id: str | None, at: datetime
-    ) -> int:
+    async def add(self, chat: ChatRef, user: UserRef, text: str, message_id: str | None, at: datetime) -> int:
         """Store an incoming setup (status 'received'); returns its id."""
         async with self.transaction() as db:
             chat_pk = await upsert_chat(db, chat, at)

@@ -70,9 +70,7 @@ async def migrate(db: aiosqlite.Connection, path: Path, migrations: Sequence[Mig
         script = migration.path.read_text(encoding="utf-8")
         log.info("applying migration %s to %s", migration.path.name, path)
         try:
-            await db.executescript(
-                f"BEGIN;\n{script}\n;PRAGMA user_version = {migration.version};\nCOMMIT;"
-            )
+            await db.executescript(f"BEGIN;\n{script}\n;PRAGMA user_version = {migration.version};\nCOMMIT;")
         except sqlite3.Error as exc:
             await db.rollback()
             raise StorageError(f"migration {migration.path.name} failed: {exc}") from None

@@ -35,8 +35,8 @@ from bot.core.service import BotCore
 from bot.telegram.battles import TelegramAnnouncer, TelegramBattleUI
 from bot.telegram.handlers import TelegramHandlers
 from bot.telegram.sender import TelegramSender
-from config.errors import PunchlineError
 from bot.types import Platform
+from config.errors import PunchlineError
 from config.settings import Settings
 
 if TYPE_CHECKING:
@@ -82,9 +82,7 @@ class _Runtime:
     commands: tuple[BotCommand, ...]
 
 
-def build_application(
-    settings: Settings, core: BotCore, battles: BattleService | None = None
-) -> Application:  # type: ignore[type-arg]
+def build_application(settings: Settings, core: BotCore, battles: BattleService | None = None) -> Application:
     """A configured, not yet started Application: handlers, rate limiter, base URL, commands.
 
     With `battles`, the battle handlers are registered too. Raises `TelegramStartError`
@@ -123,7 +121,7 @@ def build_application(
 
 
 def register_handlers(
-    application: Application,  # type: ignore[type-arg]
+    application: Application,
     bot: TelegramHandlers,
     battles: TelegramBattleUI | None,
 ) -> None:
@@ -140,8 +138,14 @@ def register_handlers(
         add(CommandHandler("battle", battles.on_battle, filters=new), BATTLE_GROUP)
         add(CommandHandler("cancel", battles.on_cancel, filters=new), BATTLE_GROUP)
         add(CommandHandler("leaderboard", battles.on_leaderboard, filters=new), BATTLE_GROUP)
-        add(CommandHandler("start", battles.on_start_battle, filters=new & filters.ChatType.PRIVATE), BATTLE_GROUP)
-        add(MessageHandler(text & filters.ChatType.GROUPS & filters.REPLY, battles.on_group_reply), BATTLE_GROUP)
+        add(
+            CommandHandler("start", battles.on_start_battle, filters=new & filters.ChatType.PRIVATE),
+            BATTLE_GROUP,
+        )
+        add(
+            MessageHandler(text & filters.ChatType.GROUPS & filters.REPLY, battles.on_group_reply),
+            BATTLE_GROUP,
+        )
         add(MessageHandler(text & filters.ChatType.PRIVATE, battles.on_private_text), BATTLE_GROUP)
     add(CommandHandler(("start", "help"), bot.on_help, filters=new), CORE_GROUP)
     add(CommandHandler("stats", bot.on_stats, filters=new), CORE_GROUP)
@@ -160,7 +164,7 @@ def register_handlers(
     application.add_error_handler(bot.on_error)
 
 
-async def _post_init(application: Application) -> None:  # type: ignore[type-arg]
+async def _post_init(application: Application) -> None:
     """Publish the command menu and say what the bot can see in groups."""
     runtime: _Runtime = application.bot_data[_RUNTIME_KEY]
     bot = application.bot
@@ -176,7 +180,7 @@ async def _post_init(application: Application) -> None:  # type: ignore[type-arg
         )
 
 
-async def run_telegram(application: Application, stop: asyncio.Event) -> None:  # type: ignore[type-arg]
+async def run_telegram(application: Application, stop: asyncio.Event) -> None:
     """Run the bot on the current event loop until `stop` is set, then shut it down cleanly.
 
     Raises `TelegramStartError` when the token is rejected or the Bot API cannot be reached.
@@ -190,8 +194,7 @@ async def run_telegram(application: Application, stop: asyncio.Event) -> None:  
         ) from None
     except TelegramError as exc:
         raise TelegramStartError(
-            f"cannot reach the Telegram Bot API at {runtime.base_url} "
-            f"(PUNCHLINE_TELEGRAM__BASE_URL): {exc}"
+            f"cannot reach the Telegram Bot API at {runtime.base_url} (PUNCHLINE_TELEGRAM__BASE_URL): {exc}"
         ) from None
     try:
         if application.post_init is not None:
@@ -210,7 +213,7 @@ async def run_telegram(application: Application, stop: asyncio.Event) -> None:  
         await _shut_down(application)
 
 
-async def _shut_down(application: Application) -> None:  # type: ignore[type-arg]
+async def _shut_down(application: Application) -> None:
     """Stop polling, let running handlers finish, close the HTTP clients."""
     if application.updater is not None and application.updater.running:
         await application.updater.stop()

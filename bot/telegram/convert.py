@@ -18,6 +18,7 @@ from telegram import (
     ReactionTypeEmoji,
     User,
 )
+
 from bot.types import ChatKind, ChatRef, MessageRef, Platform, UserRef
 from model.text import clean_text
 
@@ -43,7 +44,9 @@ def chat_ref(chat: Chat) -> ChatRef:
 def user_ref(user: User) -> UserRef:
     """The core's name for a Telegram user; the name is cleaned (`model.text.clean_text`), so
     no bidi override in a name can turn the text around it when it is shown."""
-    return UserRef(Platform.TELEGRAM, str(user.id), clean_text(user.full_name or user.username or ""), user.is_bot)
+    return UserRef(
+        Platform.TELEGRAM, str(user.id), clean_text(user.full_name or user.username or ""), user.is_bot
+    )
 
 
 def actor_chat_ref(chat: Chat) -> UserRef:
@@ -93,9 +96,7 @@ def _mention_spans(message: Message, bot_id: int, bot_username: str) -> list[tup
     text = message.text or ""
     spans = []
     wanted = "@" + bot_username.lower()
-    for entity, value in message.parse_entities(
-        [MessageEntity.MENTION, MessageEntity.TEXT_MENTION]
-    ).items():
+    for entity, value in message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION]).items():
         ours = (entity.type == MessageEntity.MENTION and value.lower() == wanted) or (
             entity.type == MessageEntity.TEXT_MENTION and entity.user and entity.user.id == bot_id
         )
@@ -169,6 +170,4 @@ def reaction_emojis(reactions: Sequence[ReactionType]) -> list[str]:
 
 
 def reaction_counts(reactions: Sequence[ReactionCount]) -> dict[str, int]:
-    return {
-        r.type.emoji: r.total_count for r in reactions if isinstance(r.type, ReactionTypeEmoji)
-    }
+    return {r.type.emoji: r.total_count for r in reactions if isinstance(r.type, ReactionTypeEmoji)}

@@ -87,7 +87,9 @@ class TelegramHandlers:
     async def on_private_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         assert message is not None
-        await self._answer_setup(message, context, private_text(message, context.bot.id, context.bot.username))
+        await self._answer_setup(
+            message, context, private_text(message, context.bot.id, context.bot.username)
+        )
 
     async def on_group_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -107,9 +109,7 @@ class TelegramHandlers:
             return
         await self._answer_setup(message, context, text)
 
-    async def _answer_setup(
-        self, message: Message, context: ContextTypes.DEFAULT_TYPE, text: str
-    ) -> None:
+    async def _answer_setup(self, message: Message, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
         user = sender(message)
         chat = chat_ref(message.chat)
         if user is None or chat.kind is ChatKind.CHANNEL or not self.core.access.is_allowed(chat, user):
@@ -297,9 +297,7 @@ class TelegramHandlers:
         return await self.sender.send(message.chat_id, text, markup, reply_to=message.message_id)
 
     @contextlib.asynccontextmanager
-    async def _typing(
-        self, context: ContextTypes.DEFAULT_TYPE, message: Message
-    ) -> AsyncIterator[None]:
+    async def _typing(self, context: ContextTypes.DEFAULT_TYPE, message: Message) -> AsyncIterator[None]:
         """Show "typing…" while the model works, renewed every `typing_interval` seconds."""
         thread_id = message.message_thread_id if message.is_topic_message else None
 

@@ -20,7 +20,12 @@ VOTES_PER_ROW = 4
 def rating_keyboard() -> InlineKeyboardMarkup:
     """The three rating buttons; the message they sit on names the punchline they rate."""
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(label, callback_data=encode(RatePayload(rating))) for rating, label in RATING_BUTTONS]]
+        [
+            [
+                InlineKeyboardButton(label, callback_data=encode(RatePayload(rating)))
+                for rating, label in RATING_BUTTONS
+            ]
+        ]
     )
 
 

@@ -56,7 +56,9 @@ class TelegramSender:
         )
         return await self._with_retries(
             f"message to chat {chat_id}",
-            lambda: self.bot.send_message(chat_id, fit_message(text), reply_parameters=reply, reply_markup=markup),
+            lambda: self.bot.send_message(
+                chat_id, fit_message(text), reply_parameters=reply, reply_markup=markup
+            ),
         )
 
     async def edit(

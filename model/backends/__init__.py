@@ -36,9 +36,7 @@ def choose_backend(settings: ModelSettings) -> str:
     name = settings.backend
     if name != "auto":
         if name not in BACKENDS:
-            raise ModelLoadError(
-                f"unknown backend {name!r}; use one of auto, {', '.join(BACKENDS)}"
-            )
+            raise ModelLoadError(f"unknown backend {name!r}; use one of auto, {', '.join(BACKENDS)}")
         return name
     on_gpu = settings.device == "cuda" or (settings.device == "auto" and _cuda_visible())
     if on_gpu or importlib.util.find_spec("ctranslate2") is None:
@@ -60,9 +58,7 @@ def load_backend(model: ModelSettings, worker: WorkerSettings, adapter_dir: Path
     from model.backends.ct2 import CTranslate2Backend, CTranslate2Error
 
     try:
-        return CTranslate2Backend.load(
-            source, model.cache_dir, model.device, model.dtype, worker.threads
-        )
+        return CTranslate2Backend.load(source, model.cache_dir, model.device, model.dtype, worker.threads)
     except CTranslate2Error as exc:
         if model.backend != "auto":
             raise

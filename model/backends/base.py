@@ -21,9 +21,7 @@ class Backend(Protocol):
     version: str  # adapter version id, or model.types.BASE_VERSION
     prompt_template: str  # the template the adapter learned with
 
-    def generate(
-        self, prompts: list[str], n: int, params: GenerationParams
-    ) -> list[list[Candidate]]:
+    def generate(self, prompts: list[str], n: int, params: GenerationParams) -> list[list[Candidate]]:
         """`n` candidates for each prompt, in prompt order."""
         ...
 

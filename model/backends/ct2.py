@@ -110,9 +110,7 @@ def convert(source: ModelSource, cache_dir: Path, quantization: str) -> Path:
     try:
         model = load_merged_model(source)
         # Logged once the model has loaded, so a base model that cannot load is one error line.
-        log.info(
-            "converting %s (version %s) for CTranslate2 %s", source.base, source.version, quantization
-        )
+        log.info("converting %s (version %s) for CTranslate2 %s", source.base, source.version, quantization)
         try:
             _write_converted(source, model, scratch, partial, quantization)
         except Exception as exc:  # noqa: BLE001 - converter failures vary; say which one
@@ -145,9 +143,7 @@ def _write_converted(
         "version": source.version,
         "quantization": quantization,
     }
-    (partial / "punchline-source.json").write_text(
-        json.dumps(record, indent=2) + "\n", encoding="utf-8"
-    )
+    (partial / "punchline-source.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
 class CTranslate2Backend:
@@ -207,14 +203,9 @@ class CTranslate2Backend:
             options.update(beam_size=n, num_hypotheses=n, sampling_topk=1)
         return options
 
-    def generate(
-        self, prompts: list[str], n: int, params: GenerationParams
-    ) -> list[list[Candidate]]:
+    def generate(self, prompts: list[str], n: int, params: GenerationParams) -> list[list[Candidate]]:
         """`n` candidates per prompt."""
-        sources = [
-            self.tokenizer.convert_ids_to_tokens(ids)
-            for ids in self.tokenizer(prompts)["input_ids"]
-        ]
+        sources = [self.tokenizer.convert_ids_to_tokens(ids) for ids in self.tokenizer(prompts)["input_ids"]]
         results = self.translator.translate_batch(sources, **self._options(n, params))
         per_prompt: list[list[Candidate]] = []
         for result in results:

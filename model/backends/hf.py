@@ -37,9 +37,7 @@ def pick_dtype(dtype: str, device: str) -> str:
 class TransformersBackend:
     """Decodes with `model.generate` on a merged model."""
 
-    def __init__(
-        self, model: Any, tokenizer: Any, source: ModelSource, device: str, dtype: str
-    ) -> None:
+    def __init__(self, model: Any, tokenizer: Any, source: ModelSource, device: str, dtype: str) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.version = source.version
@@ -67,9 +65,7 @@ class TransformersBackend:
                 # installed; it still works and is the fastest transformers path on CPU here.
                 warnings.simplefilter("ignore", DeprecationWarning)
                 warnings.simplefilter("ignore", UserWarning)
-                model = torch.ao.quantization.quantize_dynamic(
-                    model, {torch.nn.Linear}, dtype=torch.qint8
-                )
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         model = model.to(device)
         return cls(model, tokenizer, source, device, dtype)
 
@@ -98,9 +94,7 @@ class TransformersBackend:
         return kwargs
 
     @torch.inference_mode()
-    def generate(
-        self, prompts: list[str], n: int, params: GenerationParams
-    ) -> list[list[Candidate]]:
+    def generate(self, prompts: list[str], n: int, params: GenerationParams) -> list[list[Candidate]]:
         """`n` candidates per prompt."""
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
         out = self.model.generate(**enc, **self._generate_kwargs(n, params))

@@ -150,13 +150,19 @@ async def test_a_whole_round_in_a_channel(bot: Bot, world: DiscordWorld) -> None
     assert "Too late" in said(too_late)  # ...sent too late
     assert bot_message_with(world, "entries are closed").components == []
     ballot = bot_message_with(world, "vote for the funniest")
-    assert all(e in ballot.content for e in ("Straw poll", "Corn-gratulations", "He was a born winner", BOT_LINE))
+    assert all(
+        e in ballot.content for e in ("Straw poll", "Corn-gratulations", "He was a born winner", BOT_LINE)
+    )
     assert "First try" not in ballot.content and "bob" not in ballot.content
     assert "Sent after" not in ballot.content
 
     assert "own" in await vote(bob, ballot, 1, "Straw poll")
-    for actor, entry in [(alice, "Straw poll"), (bob, "He was a born winner"), (carol, "Straw poll"),
-                         (dave, BOT_LINE)]:
+    for actor, entry in [
+        (alice, "Straw poll"),
+        (bob, "He was a born winner"),
+        (carol, "Straw poll"),
+        (dave, BOT_LINE),
+    ]:
         assert "counted" in await vote(actor, ballot, 1, entry)
     assert "changed" in await vote(dave, ballot, 1, "Corn-gratulations")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import timedelta
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,8 +14,8 @@ from bot.battles.export import battle_rows
 from bot.battles.models import AuthorKind, RefusalReason, SetupSource
 from bot.battles.pool import SetupPool, SetupPoolError
 from bot.battles.service import BattleService
-from bot.core.access import Access
 from bot.clock import ManualClock
+from bot.core.access import Access
 from bot.export.collect import collect_rows
 from bot.storage import Storage
 from bot.types import ChatKind, ChatRef, Platform, UserRef
@@ -37,13 +37,16 @@ def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
 
 
 def test_pool_reads_a_qa_csv_and_drops_what_cannot_play(tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "jokes.csv", [
-        ("Why is six afraid of seven?", "Because seven ate nine."),
-        ("  Why is six   afraid of seven? ", "A repeat with another answer."),
-        ("What is " + "very " * 100 + "long?", "Too long a setup."),
-        ("What has no classic?", "x" * 300),
-        ("", "No question at all."),
-    ])
+    path = write_csv(
+        tmp_path / "jokes.csv",
+        [
+            ("Why is six afraid of seven?", "Because seven ate nine."),
+            ("  Why is six   afraid of seven? ", "A repeat with another answer."),
+            ("What is " + "very " * 100 + "long?", "Too long a setup."),
+            ("What has no classic?", "x" * 300),
+            ("", "No question at all."),
+        ],
+    )
     pool = SetupPool(path, max_setup_chars=300, max_entry_chars=200)
     setups = pool.load()
     assert [(s.setup, s.punchline) for s in setups] == [
@@ -55,8 +58,18 @@ def test_pool_reads_a_qa_csv_and_drops_what_cannot_play(tmp_path: Path) -> None:
 
 def test_pool_reads_any_supported_format(tmp_path: Path) -> None:
     path = tmp_path / "reddit.json"
-    path.write_text(json.dumps([{"title": "What do you call a bear with no teeth?",
-                                 "body": "A gummy bear.", "id": "a1", "score": 10}]))
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "title": "What do you call a bear with no teeth?",
+                    "body": "A gummy bear.",
+                    "id": "a1",
+                    "score": 10,
+                }
+            ]
+        )
+    )
     [setup] = SetupPool(path).load()
     assert setup.setup == "What do you call a bear with no teeth?" and setup.punchline == "A gummy bear."
 
@@ -85,9 +98,7 @@ def test_pool_from_the_real_kaggle_set(kaggle_csv: Path) -> None:
     assert len(setups) > 30_000  # 38,269 rows less repeats and overlong questions
     assert all(len(s.setup) <= 300 for s in setups)
     assert all(s.punchline is None or len(s.punchline) <= 200 for s in setups)
-    matt = pool.lookup(
-        "What do you call a person who is outside a door and has no arms nor legs?"
-    )
+    matt = pool.lookup("What do you call a person who is outside a door and has no arms nor legs?")
     assert matt is not None and matt.punchline == "Matt"
 
 

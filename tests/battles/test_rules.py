@@ -31,8 +31,14 @@ RULES = ScoringRules(vote_points=1000, win_bonus=100, unanimous_bonus=200)
 
 def battle(phase: Phase = Phase.ENTRY, **kw: object) -> Battle:
     base = dict(
-        id=7, chat=CHAT, starter=ALICE, setup="Why did the chicken cross the road?",
-        source=SetupSource.GIVEN, classic=None, phase=phase, created_at=T0,
+        id=7,
+        chat=CHAT,
+        starter=ALICE,
+        setup="Why did the chicken cross the road?",
+        source=SetupSource.GIVEN,
+        classic=None,
+        phase=phase,
+        created_at=T0,
         entry_deadline=T0 + timedelta(seconds=120),
         vote_deadline=T0 + timedelta(seconds=180) if phase is not Phase.ENTRY else None,
     )
@@ -45,8 +51,7 @@ def person(entry_id: int, user: UserRef, text: str, position: int | None = None)
 
 
 def bot(entry_id: int, text: str, version: str = "v1", position: int | None = None) -> Entry:
-    return Entry(entry_id, 7, AuthorKind.BOT, text, T0, T0, version=version, reply_id=99,
-                 position=position)
+    return Entry(entry_id, 7, AuthorKind.BOT, text, T0, T0, version=version, reply_id=99, position=position)
 
 
 def classic(entry_id: int, text: str, position: int | None = None) -> Entry:

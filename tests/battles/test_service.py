@@ -11,18 +11,18 @@ from pathlib import Path
 import pytest
 
 from bot.battles.models import Answer, AuthorKind, ButtonKind, Phase, RefusalReason
-from bot.payloads import decode
 from bot.battles.pool import PoolSetup, SetupPool
 from bot.battles.service import BattleService
 from bot.clock import ManualClock
 from bot.core.service import BotCore
+from bot.payloads import decode
 from bot.storage import Storage
 from bot.types import ChatKind, ChatRef, Platform, UserRef
 from config.settings import Settings, load_settings
 from model.types import WorkerBusy
-from tests.helpers import db
 from tests.battles.helpers import FakeAnnouncer, VersionedGenerator
 from tests.fakes.generator import FakeGenerator
+from tests.helpers import db
 
 GROUP = ChatRef(Platform.TELEGRAM, "-1001", ChatKind.GROUP, "Jokers")
 OTHER_GROUP = ChatRef(Platform.TELEGRAM, "-1002", ChatKind.GROUP, "Others")
@@ -158,8 +158,9 @@ async def test_overlong_setup_is_refused(world: World) -> None:
 
 
 async def test_pool_setups_skip_recent_ones_and_bring_the_classic(world: World) -> None:
-    pool = SetupPool(None, setups=[PoolSetup("Setup one?", "Classic one."),
-                                   PoolSetup("Setup two?", "Classic two.")])
+    pool = SetupPool(
+        None, setups=[PoolSetup("Setup one?", "Classic one."), PoolSetup("Setup two?", "Classic two.")]
+    )
     world.service = make_service(world, pool)
     seen = []
     for _ in range(2):
@@ -183,7 +184,10 @@ async def test_the_classic_stays_out_when_the_setting_is_off(world: World) -> No
     pool = SetupPool(None, setups=[PoolSetup("Setup one?", "Classic one.")])
     world.service = make_service(world, pool)
     battle_id = await start(world, None)
-    assert all(e.kind is not AuthorKind.CLASSIC for e in await world.service.storage.battle_entries.entries(battle_id))
+    assert all(
+        e.kind is not AuthorKind.CLASSIC
+        for e in await world.service.storage.battle_entries.entries(battle_id)
+    )
 
 
 # -- a whole round -----------------------------------------------------------------------------
@@ -300,7 +304,11 @@ async def test_bad_entries_are_refused_and_keep_the_earlier_one(world: World) ->
     assert not (await world.service.entries.submit(battle_id, robot, "beep")).ok
     unknown = await world.service.entries.submit(9999, BOB, "Hello")
     assert not unknown.ok and unknown.reason is RefusalReason.UNKNOWN_BATTLE
-    people = [e.text for e in await world.service.storage.battle_entries.entries(battle_id) if e.kind is AuthorKind.PERSON]
+    people = [
+        e.text
+        for e in await world.service.storage.battle_entries.entries(battle_id)
+        if e.kind is AuthorKind.PERSON
+    ]
     assert people == ["Good one"]
 
 
@@ -384,7 +392,9 @@ async def test_secret_entries_by_private_message(world: World) -> None:
 async def test_two_versions_both_play_and_feed_the_elo_table(world: World) -> None:
     await world.restart(VersionedGenerator(("v2", "v1")))
     battle_id = await start(world)
-    bots = [e for e in await world.service.storage.battle_entries.entries(battle_id) if e.kind is AuthorKind.BOT]
+    bots = [
+        e for e in await world.service.storage.battle_entries.entries(battle_id) if e.kind is AuthorKind.BOT
+    ]
     assert sorted(e.version for e in bots) == ["v1", "v2"]
     await world.service.entries.submit(battle_id, BOB, "Human line")
     await to_voting(world)

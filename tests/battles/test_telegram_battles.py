@@ -24,9 +24,9 @@ from bot.core.service import BotCore
 from bot.storage import Storage
 from bot.telegram.app import build_application, run_telegram
 from config.settings import Settings, load_settings
-from tests.helpers import db
 from tests.fakes.generator import FakeGenerator
 from tests.fakes.telegram_api import WAIT_TIMEOUT_S, ApiCall, FakeBotAPI
+from tests.helpers import db
 
 SETUP = "Why did the scarecrow win an award?"
 BOT_LINE = "Because he was outstanding in his field."
@@ -35,8 +35,13 @@ PHASE_S = 2.0
 
 def make_settings(api: FakeBotAPI, db: Path, entry_s: float = PHASE_S, vote_s: float = PHASE_S) -> Settings:
     return load_settings(
-        telegram={"token": api.token, "base_url": api.base_url, "base_file_url": api.base_file_url,
-                  "poll_timeout": 1, "send_retry_delay": 0.05},
+        telegram={
+            "token": api.token,
+            "base_url": api.base_url,
+            "base_file_url": api.base_file_url,
+            "poll_timeout": 1,
+            "send_retry_delay": 0.05,
+        },
         storage={"path": str(db)},
         battles={"entry_seconds": entry_s, "vote_seconds": vote_s},
         limits={"burst": 100, "per_minute": 6000},
@@ -98,8 +103,9 @@ async def answer_to(api: FakeBotAPI, query_id: str) -> str:
 
 async def test_a_whole_round_in_a_group(api: FakeBotAPI, tmp_path: Path) -> None:
     group = api.group_chat(-100777, "Jokers")
-    alice, bob, carol, dave = (api.user(i, n) for i, n in
-                               [(11, "Alice"), (12, "Bob"), (13, "Carol"), (14, "Dave")])
+    alice, bob, carol, dave = (
+        api.user(i, n) for i, n in [(11, "Alice"), (12, "Bob"), (13, "Carol"), (14, "Dave")]
+    )
     api.set_bot_admin(group["id"])
     async with running_bot(api, make_settings(api, tmp_path / "bot.db"), ManualClock()) as bot:
         # bad input first: a battle in a private chat is refused
@@ -120,10 +126,15 @@ async def test_a_whole_round_in_a_group(api: FakeBotAPI, tmp_path: Path) -> None
 
         # two players reply to the announcement; the bot removes the replies. Telegram refuses
         # one deletion and one edit of the announcement: the round goes on regardless.
-        api.inject_error("deleteMessage", status=400, retry_after=None,
-                         description="Bad Request: message can't be deleted")
-        api.inject_error("editMessageText", status=400, retry_after=None,
-                         description="Bad Request: message to edit not found")
+        api.inject_error(
+            "deleteMessage", status=400, retry_after=None, description="Bad Request: message can't be deleted"
+        )
+        api.inject_error(
+            "editMessageText",
+            status=400,
+            retry_after=None,
+            description="Bad Request: message to edit not found",
+        )
         msg = announcement.result
         b1 = api.push_message(group, bob, "Straw poll", reply_to=msg)
         c1 = api.push_message(group, carol, "Corn-gratulations", reply_to=msg)
@@ -137,7 +148,9 @@ async def test_a_whole_round_in_a_group(api: FakeBotAPI, tmp_path: Path) -> None
         taken = await api.wait_for("sendMessage", lambda c: c.replies_to(secret))
         assert "is in" in taken.params["text"]
         # the announcement names the players, never their texts
-        await api.wait_for("editMessageText", lambda c: "Carol" in c.params["text"] and "Alice" in c.params["text"])
+        await api.wait_for(
+            "editMessageText", lambda c: "Carol" in c.params["text"] and "Alice" in c.params["text"]
+        )
         assert not api.calls_of("editMessageText", lambda c: "Straw" in c.params["text"])
 
         await bot.pass_time(PHASE_S)  # the entry phase ends
@@ -154,8 +167,12 @@ async def test_a_whole_round_in_a_group(api: FakeBotAPI, tmp_path: Path) -> None
         assert "own" in await answer_to(api, own)
         forged = api.push_callback(vote_msg, bob, "1:vote:77")
         assert "valid" in await answer_to(api, forged)
-        votes = [(alice, "Straw poll"), (bob, "He was a born winner"), (carol, "Straw poll"),
-                 (dave, BOT_LINE)]
+        votes = [
+            (alice, "Straw poll"),
+            (bob, "He was a born winner"),
+            (carol, "Straw poll"),
+            (dave, BOT_LINE),
+        ]
         for user, entry in votes:
             query = api.push_callback(vote_msg, user, f"1:vote:{position_of(ballot, entry)}")
             assert "counted" in await answer_to(api, query)
@@ -168,8 +185,9 @@ async def test_a_whole_round_in_a_group(api: FakeBotAPI, tmp_path: Path) -> None
         assert f"“{BOT_LINE}” by the bot (v1): 1 vote, 250 points" in text
         assert "People beat the bot" in text
         # the ballot's buttons are gone (editMessageText without reply_markup removes them)
-        closed = await api.wait_for("editMessageText",
-                                    lambda c: c.params["message_id"] == vote_msg["message_id"])
+        closed = await api.wait_for(
+            "editMessageText", lambda c: c.params["message_id"] == vote_msg["message_id"]
+        )
         assert "reply_markup" not in closed.params and "voting is closed" in closed.params["text"]
 
         late = api.push_callback(vote_msg, dave, f"1:vote:{position_of(ballot, 'Straw poll')}")
@@ -207,8 +225,7 @@ async def test_a_restart_mid_round_loses_nothing(api: FakeBotAPI, tmp_path: Path
         ballot = await api.wait_for("sendMessage", sent_with("vote for the funniest"))
         assert "Before the restart" in ballot.params["text"]
         assert "After the restart" in ballot.params["text"]
-        query = api.push_callback(ballot.result, alice,
-                                  f"1:vote:{position_of(ballot, 'After the restart')}")
+        query = api.push_callback(ballot.result, alice, f"1:vote:{position_of(ballot, 'After the restart')}")
         assert "counted" in await answer_to(api, query)
         battle = await bot.service.storage.battles.get(1)
         assert battle is not None and battle.vote_deadline is not None

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from bot.battles.service import BattleService
+from bot.core.service import BotCore
 from bot.runtime import Runtime
 from bot.serve import FrontEnd, NoFrontEndError, configured_platforms, run_serve
-from bot.core.service import BotCore
 from bot.types import ChatKind, ChatRef, IncomingSetup, OutgoingReply, Platform, ReplyKind, UserRef
 from config import PunchlineError
 from config.settings import Settings
@@ -78,7 +78,11 @@ def test_serve_without_tokens_names_the_variables(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.endswith("__TOKEN")}
     result = subprocess.run(  # a clean process: no token in the environment or a .env
         [sys.executable, "-m", "bot.cli", "serve", "--db", str(tmp_path / "x.db")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     err = result.stderr.strip()
@@ -90,7 +94,10 @@ def test_serve_without_tokens_names_the_variables(tmp_path: Path) -> None:
 def test_configured_platforms() -> None:
     assert configured_platforms(Settings()) == []
     assert configured_platforms(Settings(telegram={"token": "  "})) == []
-    assert configured_platforms(Settings(telegram={"token": "1:a"}, discord={"token": "x"})) == ["telegram", "discord"]
+    assert configured_platforms(Settings(telegram={"token": "1:a"}, discord={"token": "x"})) == [
+        "telegram",
+        "discord",
+    ]
 
 
 async def test_serve_answers_then_stops_cleanly(tmp_path: Path) -> None:

@@ -33,8 +33,14 @@ async def test_serve_runs_telegram_end_to_end(tmp_path: Path) -> None:
     gen = FakeGenerator([PUNCHLINE], version="v9")
     async with FakeBotAPI() as api:
         settings = load_settings(
-            telegram={"token": api.token, "base_url": api.base_url, "base_file_url": api.base_file_url,
-                      "poll_timeout": 1, "send_retry_delay": 0.05, "typing_interval": 0.2},
+            telegram={
+                "token": api.token,
+                "base_url": api.base_url,
+                "base_file_url": api.base_file_url,
+                "poll_timeout": 1,
+                "send_retry_delay": 0.05,
+                "typing_interval": 0.2,
+            },
             storage={"path": str(db)},
         )
         stop = asyncio.Event()
@@ -53,7 +59,7 @@ async def test_serve_runs_telegram_end_to_end(tmp_path: Path) -> None:
 
     assert gen.started and gen.closed
     with sqlite3.connect(db) as raw:
-        assert raw.execute("SELECT q.text, r.text, r.version, r.message_id IS NOT NULL FROM replies r "
-                           "JOIN requests q ON q.id = r.request_id").fetchall() == [
-            ("Why does serve exist?", PUNCHLINE, "v9", 1)
-        ]
+        assert raw.execute(
+            "SELECT q.text, r.text, r.version, r.message_id IS NOT NULL FROM replies r "
+            "JOIN requests q ON q.id = r.request_id"
+        ).fetchall() == [("Why does serve exist?", PUNCHLINE, "v9", 1)]

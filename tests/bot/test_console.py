@@ -25,9 +25,12 @@ async def chat(tmp_path: Path, typed: str, generator: FakeGenerator | None = Non
     settings = Settings(storage={"path": db})
     out = io.StringIO()
     status = await run_chat(
-        settings, io.StringIO(typed), out,
+        settings,
+        io.StringIO(typed),
+        out,
         generator=generator or FakeGenerator(["Because it was there."]),
-        clock=ManualClock(), user_name="tester",
+        clock=ManualClock(),
+        user_name="tester",
     )
     assert status == 0
     return out.getvalue(), db
@@ -43,12 +46,14 @@ async def test_a_setup_is_answered_and_rated_from_the_keyboard(tmp_path: Path) -
     assert "bot> Because it was there." in out
     assert "Noted: funny 🤣" in out
     assert "1 replies, 1 rated, 1 ratings" in out and "Bye!" in out
-    assert rows(db, "SELECT q.text, r.text, r.version, r.message_id FROM replies r JOIN requests q ON q.id = r.request_id") == [
-        ("Why did the mountain climb?", "Because it was there.", "base", "1")
-    ]
-    assert rows(db, "SELECT u.platform, u.user_id, x.source, x.rating, x.funniness FROM reactions x JOIN users u ON u.id = x.user_pk") == [
-        ("console", "tester", "button", "funny", 1)
-    ]
+    assert rows(
+        db,
+        "SELECT q.text, r.text, r.version, r.message_id FROM replies r JOIN requests q ON q.id = r.request_id",
+    ) == [("Why did the mountain climb?", "Because it was there.", "base", "1")]
+    assert rows(
+        db,
+        "SELECT u.platform, u.user_id, x.source, x.rating, x.funniness FROM reactions x JOIN users u ON u.id = x.user_pk",
+    ) == [("console", "tester", "button", "funny", 1)]
 
 
 async def test_skipping_a_rating_and_typing_the_next_setup_instead(tmp_path: Path) -> None:
@@ -79,21 +84,31 @@ def test_punchline_chat_end_to_end_with_a_tiny_model(tiny_base_model: Path, tmp_
     """The real command, the real worker and a tiny T5 with the real tokenizer."""
     pytest.importorskip("model.worker", reason="the inference worker (model helper) is not in yet")
     db = tmp_path / "e2e.db"
-    env = dict(os.environ, PUNCHLINE_MODEL__DEVICE="cpu", PUNCHLINE_MODEL__BACKEND="transformers",
-               PUNCHLINE_MODEL__MAX_NEW_TOKENS="8", PUNCHLINE_MODEL__CANDIDATES="1",
-               PUNCHLINE_WORKER__THREADS="1", PUNCHLINE_WORKER__TIMEOUT_S="120",
-               PUNCHLINE_MODEL__CACHE_DIR=str(tmp_path / "cache"))
+    env = dict(
+        os.environ,
+        PUNCHLINE_MODEL__DEVICE="cpu",
+        PUNCHLINE_MODEL__BACKEND="transformers",
+        PUNCHLINE_MODEL__MAX_NEW_TOKENS="8",
+        PUNCHLINE_MODEL__CANDIDATES="1",
+        PUNCHLINE_WORKER__THREADS="1",
+        PUNCHLINE_WORKER__TIMEOUT_S="120",
+        PUNCHLINE_MODEL__CACHE_DIR=str(tmp_path / "cache"),
+    )
     result = subprocess.run(
         [sys.executable, "-m", "bot.cli", "chat", "--base-model", str(tiny_base_model), "--db", str(db)],
         input=f"Why did the chicken cross the road?\nf\n/stats\n/reload {tmp_path / 'no-adapter'}\n/quit\n",
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert "Loading weights" not in result.stderr  # no progress bars in the chat unless -v
     assert f"Could not load {tmp_path / 'no-adapter'}: " in result.stdout
     assert "still serving base." in result.stdout
-    (reply_text, version), = rows(db, "SELECT text, version FROM replies")
+    ((reply_text, version),) = rows(db, "SELECT text, version FROM replies")
     assert f"bot> {reply_text}" in result.stdout
     assert version == "base"  # no adapter: the base model's version id
     assert rows(db, "SELECT rating FROM reactions") == [("funny",)]
@@ -103,9 +118,21 @@ def test_punchline_chat_end_to_end_with_a_tiny_model(tiny_base_model: Path, tmp_
 def test_punchline_chat_with_a_missing_model_is_a_one_line_error(tmp_path: Path) -> None:
     pytest.importorskip("model.worker", reason="the inference worker (model helper) is not in yet")
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "chat", "--base-model", str(tmp_path / "nope"),
-         "--db", str(tmp_path / "c.db")],
-        input="Why?\n", capture_output=True, text=True, cwd=ROOT, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "chat",
+            "--base-model",
+            str(tmp_path / "nope"),
+            "--db",
+            str(tmp_path / "c.db"),
+        ],
+        input="Why?\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
         env=dict(os.environ, PUNCHLINE_MODEL__DEVICE="cpu"),
     )
     assert result.returncode == 2

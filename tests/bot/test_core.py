@@ -11,7 +11,6 @@ import pytest
 from bot.clock import ManualClock
 from bot.core.service import BotCore, has_words
 from bot.core.texts import MSG_BUSY, MSG_IN_FLIGHT, MSG_NOTHING
-from model.text import clean_text
 from bot.storage import Storage
 from bot.types import (
     ChatKind,
@@ -23,9 +22,10 @@ from bot.types import (
     UserRef,
 )
 from config.settings import Settings
+from model.text import clean_text
 from model.types import DeadlineExceeded, GenerationError, InvalidSetup, WorkerBusy
-from tests.helpers import db
 from tests.fakes.generator import FakeGenerator
+from tests.helpers import db
 
 PRIVATE = ChatRef(Platform.TELEGRAM, "42", ChatKind.PRIVATE)
 GROUP = ChatRef(Platform.TELEGRAM, "-100", ChatKind.GROUP, "Jokers")
@@ -33,8 +33,13 @@ ANN = UserRef(Platform.TELEGRAM, "42", "Ann")
 BOB = UserRef(Platform.TELEGRAM, "43", "Bob")
 
 
-def setup_msg(text: str, chat: ChatRef = PRIVATE, user: UserRef = ANN, addressed: bool = True,
-              message_id: str | None = "1") -> IncomingSetup:
+def setup_msg(
+    text: str,
+    chat: ChatRef = PRIVATE,
+    user: UserRef = ANN,
+    addressed: bool = True,
+    message_id: str | None = "1",
+) -> IncomingSetup:
     return IncomingSetup(chat, user, text, addressed, message_id)
 
 
@@ -111,7 +116,8 @@ async def test_messages_from_bots_are_ignored(core, storage) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "   \n\t ", "\x00\x01\x02", "🤣🤣🤣", "👍 🔥 💯", "?!…", "\u200f\u200e"],
+    "text",
+    ["", "   \n\t ", "\x00\x01\x02", "🤣🤣🤣", "👍 🔥 💯", "?!…", "\u200f\u200e"],
 )
 async def test_what_cannot_be_a_setup_is_refused_kindly_and_recorded(core, storage, generator, text) -> None:
     reply = await core.handle_setup(setup_msg(text))
@@ -140,13 +146,17 @@ def test_words_in_any_script_count() -> None:
 
 async def test_allow_lists(storage, generator, clock) -> None:
     core = make_core(
-        storage, generator, clock,
+        storage,
+        generator,
+        clock,
         telegram={"allowed_chats": [-100], "allowed_users": [42], "admin_ids": [7]},
         discord={"allowed_channels": [555]},
     )
     assert core.access.is_allowed(GROUP, ANN)
     assert not core.access.is_allowed(GROUP, BOB)  # user not listed
-    assert not core.access.is_allowed(ChatRef(Platform.TELEGRAM, "-200", ChatKind.GROUP), ANN)  # chat not listed
+    assert not core.access.is_allowed(
+        ChatRef(Platform.TELEGRAM, "-200", ChatKind.GROUP), ANN
+    )  # chat not listed
     assert core.access.is_allowed(PRIVATE, ANN)  # a listed user may talk privately
     admin = UserRef(Platform.TELEGRAM, "7")
     assert core.access.is_admin(admin) and not core.access.is_admin(ANN)
@@ -167,7 +177,9 @@ async def test_allow_lists(storage, generator, clock) -> None:
 
 async def test_empty_allow_lists_allow_everyone(core) -> None:
     assert core.access.is_allowed(GROUP, BOB)
-    assert core.access.is_allowed(ChatRef(Platform.DISCORD, "1", ChatKind.GROUP), UserRef(Platform.DISCORD, "2"))
+    assert core.access.is_allowed(
+        ChatRef(Platform.DISCORD, "1", ChatKind.GROUP), UserRef(Platform.DISCORD, "2")
+    )
 
 
 async def test_token_bucket_limits_each_user(storage, generator, clock) -> None:
@@ -211,7 +223,9 @@ async def test_one_request_in_flight_per_user(core, generator) -> None:
         (RuntimeError("CUDA fell over"), ReplyKind.ERROR, "error"),
     ],
 )
-async def test_worker_faults_become_friendly_replies(core, storage, generator, error, kind, status, caplog) -> None:
+async def test_worker_faults_become_friendly_replies(
+    core, storage, generator, error, kind, status, caplog
+) -> None:
     generator.fail_next(error)
     with caplog.at_level(logging.WARNING, logger="bot.core"):
         reply = await core.handle_setup(setup_msg("Why?"))

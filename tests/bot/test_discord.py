@@ -14,20 +14,20 @@ from pathlib import Path
 import discord
 import pytest
 
-from bot.core import texts as core_module
 from bot.clock import ManualClock
+from bot.core import texts as core_module
 from bot.core.service import BotCore
-from bot.discord.client import PunchlineDiscord, build_client
-from bot.discord.handlers import CANNOT_READ_TEXT, NOT_ALLOWED_TEXT, RESTARTING_TEXT, SORRY_TEXT
-from bot.discord.convert import chat_ref
 from bot.discord.buttons import FORGED_TEXT
+from bot.discord.client import PunchlineDiscord, build_client
+from bot.discord.convert import chat_ref
+from bot.discord.handlers import CANNOT_READ_TEXT, NOT_ALLOWED_TEXT, RESTARTING_TEXT, SORRY_TEXT
 from bot.storage import Storage
 from bot.types import MessageRef, Platform, Rating, UserRef
 from config.settings import Settings, load_settings
 from model.types import WorkerBusy
-from tests.helpers import db
 from tests.fakes.discord_sim import DiscordWorld, simulated_discord
 from tests.fakes.generator import FakeGenerator
+from tests.helpers import db
 
 PUNCHLINE = "Because the road was there."
 SETUP = "Why did the chicken cross the road?"
@@ -151,7 +151,9 @@ async def test_unaddressed_channel_chatter_is_ignored(
 async def test_a_mention_is_answered_without_the_mention(bot: Bot, world: DiscordWorld) -> None:
     alice = world.member("alice")
     carol = world.member("carol")
-    await alice.send(world.channel, f"{world.bot_mention} Why does {carol.mention} love {world.bot_mention} bread?")
+    await alice.send(
+        world.channel, f"{world.bot_mention} Why does {carol.mention} love {world.bot_mention} bread?"
+    )
 
     answer = world.last_bot_message()
     assert answer.content == PUNCHLINE
@@ -251,7 +253,9 @@ async def test_a_failing_worker_gets_a_kind_message(bot: Bot, world: DiscordWorl
 
 
 async def test_a_refused_typing_indicator_does_not_stop_the_answer(bot: Bot, world: DiscordWorld) -> None:
-    world.env.inject_error("POST", "/channels/*/typing", status=403, code=50013, message="Missing Permissions")
+    world.env.inject_error(
+        "POST", "/channels/*/typing", status=403, code=50013, message="Missing Permissions"
+    )
     bob = world.user("bob")
     await bob.send_dm(SETUP)
     assert [m.content for m in world.dm_bot_messages(bob)] == [PUNCHLINE]
@@ -294,7 +298,10 @@ async def test_slash_joke_bad_input_gets_a_clear_answer(
     assert result.response is not None
     text = result.response.content
     if expected is None:  # control characters are blanked; what is left has no words
-        assert text in {core_module.MSG_EMPTY, core_module.MSG_NO_WORDS.format(example=core_module.EXAMPLE_SETUP)}
+        assert text in {
+            core_module.MSG_EMPTY,
+            core_module.MSG_NO_WORDS.format(example=core_module.EXAMPLE_SETUP),
+        }
     else:
         assert text == expected
     assert result.response.components == []  # nothing to rate

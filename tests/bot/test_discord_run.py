@@ -54,7 +54,7 @@ def test_intents_need_no_privileged_ones_by_default() -> None:
 
 
 async def test_without_the_content_intent_the_bot_starts_where_the_portal_grants_nothing(
-    tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     """simcord plays the developer portal: no privileged intent approved."""
     for wanted, starts in ((False, True), (True, False)):

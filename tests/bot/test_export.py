@@ -58,21 +58,53 @@ def test_jsonl_to_stdout(db: Path, capsys) -> None:
     assert [r["setup"] for r in rows] == ["Why, oh why?", "Channel setup?"]
     first, second = rows
     assert first == {
-        "kind": "reply", "id": 1, "created_at": "2026-01-01T12:00:00+00:00",
-        "setup": "Why, oh why?", "punchline": 'He said "stop", then, ok', "version": "v1",
-        "platform": "discord", "funniness": 1.0, "appropriateness": 0.5,
-        "funny": 1, "not_funny": 0, "inappropriate": 1, "raters": 2,
-        "author_kind": "bot", "battle_id": None, "points": None, "won": None,
+        "kind": "reply",
+        "id": 1,
+        "created_at": "2026-01-01T12:00:00+00:00",
+        "setup": "Why, oh why?",
+        "punchline": 'He said "stop", then, ok',
+        "version": "v1",
+        "platform": "discord",
+        "funniness": 1.0,
+        "appropriateness": 0.5,
+        "funny": 1,
+        "not_funny": 0,
+        "inappropriate": 1,
+        "raters": 2,
+        "author_kind": "bot",
+        "battle_id": None,
+        "points": None,
+        "won": None,
     }
-    assert (second["version"], second["platform"], second["funny"], second["not_funny"], second["raters"]) == (
-        "v2", "telegram", 2, 1, 3)
+    assert (
+        second["version"],
+        second["platform"],
+        second["funny"],
+        second["not_funny"],
+        second["raters"],
+    ) == ("v2", "telegram", 2, 1, 3)
     assert second["funniness"] == pytest.approx(1 / 3, abs=1e-4)
 
 
 def test_csv_to_a_file_with_since(db: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "ratings.csv"
-    assert main(["ratings", "export", "--db", str(db), "--format", "csv", "--since", "2026-01-15",
-                 "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "ratings",
+                "export",
+                "--db",
+                str(db),
+                "--format",
+                "csv",
+                "--since",
+                "2026-01-15",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     with out.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["setup"] for r in rows] == ["Channel setup?"]
@@ -110,8 +142,23 @@ def test_since_parsing() -> None:
 
 async def test_extra_row_sources_plug_in(db: Path) -> None:
     async def battle_rows(storage: Storage, since: datetime | None) -> list[ExportRow]:
-        return [ExportRow("battle", 7, "2026-01-02T00:00:00+00:00", "Setup", "Entry", "human",
-                          "telegram", 0.5, None, 1, 0, 0, 2)]
+        return [
+            ExportRow(
+                "battle",
+                7,
+                "2026-01-02T00:00:00+00:00",
+                "Setup",
+                "Entry",
+                "human",
+                "telegram",
+                0.5,
+                None,
+                1,
+                0,
+                0,
+                2,
+            )
+        ]
 
     async with await Storage.open(db) as storage:
         rows = await collect_rows(storage, None, [reply_rows, battle_rows])

@@ -29,10 +29,30 @@ def test_payloads_carry_no_ids() -> None:
 
 def test_forged_stale_and_malformed_payloads_are_rejected() -> None:
     for forged in [
-        None, "", "1", "1:", "1:rate", "1:rate:", "1:rate:hilarious", "1:rate:funny:extra",
-        "1:rate:FUNNY", " 1:rate:funny", "2:rate:funny", "1:vote:", "1:vote:0", "1:vote:01",
-        "1:vote:1000", "1:vote:-1", "1:vote:１", "1:enter ", "1:enter:5",
-        "rate:1:funny", "battle:12:vote:1", "battle:12:enter", "1:rate:funny\n", "1:rate:" + "y" * 80,
+        None,
+        "",
+        "1",
+        "1:",
+        "1:rate",
+        "1:rate:",
+        "1:rate:hilarious",
+        "1:rate:funny:extra",
+        "1:rate:FUNNY",
+        " 1:rate:funny",
+        "2:rate:funny",
+        "1:vote:",
+        "1:vote:0",
+        "1:vote:01",
+        "1:vote:1000",
+        "1:vote:-1",
+        "1:vote:１",
+        "1:enter ",
+        "1:enter:5",
+        "rate:1:funny",
+        "battle:12:vote:1",
+        "battle:12:enter",
+        "1:rate:funny\n",
+        "1:rate:" + "y" * 80,
     ]:
         assert decode(forged) is None, forged
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.core import ratings
 from bot.clock import ManualClock
+from bot.core import ratings
 from bot.core.service import BotCore
 from bot.storage import Storage
 from bot.types import ChatKind, ChatRef, IncomingSetup, MessageRef, Platform, ReplyKind, UserRef
@@ -21,10 +21,18 @@ GROUP = ChatRef(Platform.DISCORD, "2", ChatKind.GROUP)
 
 _rtl = st.text(alphabet=st.characters(min_codepoint=0x0590, max_codepoint=0x06FF), max_size=40)
 _controls = st.text(alphabet=st.characters(categories=("Cc", "Cf", "Zs", "Zl", "Zp")), max_size=40)
-_emoji = st.text(alphabet=st.sampled_from(list("🤣😂🔥💯👍😐🥱👎🤮💩😡❤\ufe0f\u200d🏳🌈")), min_size=1, max_size=30)
+_emoji = st.text(
+    alphabet=st.sampled_from(list("🤣😂🔥💯👍😐🥱👎🤮💩😡❤\ufe0f\u200d🏳🌈")), min_size=1, max_size=30
+)
 _huge = st.builds(lambda s, n: (s or "a") * n, st.text(min_size=1, max_size=5), st.integers(1, 12_000))
-TEXTS = st.one_of(st.text(max_size=400), _rtl, _controls, _emoji, _huge,
-                  st.builds(lambda a, b, c: a + b + c, _rtl, _controls, _emoji))
+TEXTS = st.one_of(
+    st.text(max_size=400),
+    _rtl,
+    _controls,
+    _emoji,
+    _huge,
+    st.builds(lambda a, b, c: a + b + c, _rtl, _controls, _emoji),
+)
 
 
 def test_arbitrary_text_always_gets_a_reply_or_none_and_storage_stays_consistent(tmp_path: Path) -> None:
@@ -34,7 +42,9 @@ def test_arbitrary_text_always_gets_a_reply_or_none_and_storage_stays_consistent
         core = BotCore(Settings(limits={"burst": 10**9, "per_minute": 10**9}), storage, gen, ManualClock())
 
         async def counts() -> tuple[int, int]:
-            async with storage.db.execute("SELECT (SELECT COUNT(*) FROM requests), (SELECT COUNT(*) FROM replies)") as cur:
+            async with storage.db.execute(
+                "SELECT (SELECT COUNT(*) FROM requests), (SELECT COUNT(*) FROM replies)"
+            ) as cur:
                 return tuple(await cur.fetchone())  # type: ignore[return-value]
 
         @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -14,8 +14,8 @@ from bot.core.texts import MSG_CLEARED, MSG_STALE
 from bot.storage.records import ReplyTally
 from bot.types import ChatKind, ChatRef, IncomingSetup, MessageRef, Platform, Rating, UserRef
 from config.settings import RatingSettings, Settings
-from tests.helpers import db
 from tests.fakes.generator import FakeGenerator
+from tests.helpers import db
 
 GROUP = ChatRef(Platform.TELEGRAM, "-100", ChatKind.GROUP)
 CHANNEL = ChatRef(Platform.TELEGRAM, "-200", ChatKind.CHANNEL)
@@ -62,7 +62,9 @@ def test_variation_selectors_do_not_matter() -> None:
 
 
 def test_the_map_is_configurable() -> None:
-    custom = ratings.EmojiMap.from_settings(RatingSettings(funny="🍌", not_funny=["🍋"], inappropriate="🌶️,🧨"))
+    custom = ratings.EmojiMap.from_settings(
+        RatingSettings(funny="🍌", not_funny=["🍋"], inappropriate="🌶️,🧨")
+    )
     assert custom.fold(["🍌"]) == ratings.Verdict(1, 0)
     assert custom.fold(["🤣"]) == ratings.Verdict(0, 0)
     assert custom.fold(["🌶"]) == ratings.Verdict(0, -1)
@@ -70,9 +72,19 @@ def test_the_map_is_configurable() -> None:
 
 
 def _tally(**kw) -> ReplyTally:
-    base = dict(reply_id=1, setup="s", punchline="p", version="v", platform=Platform.TELEGRAM,
-                chat_id="1", created_at=datetime(2026, 1, 1, tzinfo=UTC), funny=0, not_funny=0,
-                flagged=0, raters=0)
+    base = dict(
+        reply_id=1,
+        setup="s",
+        punchline="p",
+        version="v",
+        platform=Platform.TELEGRAM,
+        chat_id="1",
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        funny=0,
+        not_funny=0,
+        flagged=0,
+        raters=0,
+    )
     return ReplyTally(**(base | kw))
 
 
@@ -83,18 +95,22 @@ def test_scores() -> None:
     assert only_flag.funniness is None and only_flag.appropriateness == 0.0
     nobody = ratings.score(_tally())
     assert nobody.funniness is None and nobody.appropriateness is None and nobody.raters == 0
-    anon = ratings.score(_tally(funny=1, raters=1, anon_funny=2, anon_not_funny=1, anon_inappropriate=1, anon_total=4))
+    anon = ratings.score(
+        _tally(funny=1, raters=1, anon_funny=2, anon_not_funny=1, anon_inappropriate=1, anon_total=4)
+    )
     assert anon.funniness == pytest.approx((3 - 1) / 4) and anon.appropriateness == pytest.approx(1 - 1 / 5)
 
 
 def test_best_rated_skips_flagged_and_breaks_ties_by_raters() -> None:
-    top = ratings.best_rated([
-        _tally(reply_id=1, funny=1, raters=1),
-        _tally(reply_id=2, funny=3, raters=3),
-        _tally(reply_id=3, funny=5, flagged=4, raters=5),  # funny but mostly flagged
-        _tally(reply_id=4, funny=1, not_funny=1, raters=2),
-        _tally(reply_id=5),  # unrated
-    ])
+    top = ratings.best_rated(
+        [
+            _tally(reply_id=1, funny=1, raters=1),
+            _tally(reply_id=2, funny=3, raters=3),
+            _tally(reply_id=3, funny=5, flagged=4, raters=5),  # funny but mostly flagged
+            _tally(reply_id=4, funny=1, not_funny=1, raters=2),
+            _tally(reply_id=5),  # unrated
+        ]
+    )
     assert [t.reply_id for t, _ in top] == [2, 1, 4]
 
 

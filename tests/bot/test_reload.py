@@ -35,8 +35,9 @@ class PlainGenerator:
     def __init__(self) -> None:
         self._inner = FakeGenerator(version="v7")
 
-    async def punchlines(self, setup: str, n: int = 1, deadline: float | None = None,
-                         version: str | None = None) -> list[Punchline]:
+    async def punchlines(
+        self, setup: str, n: int = 1, deadline: float | None = None, version: str | None = None
+    ) -> list[Punchline]:
         return await self._inner.punchlines(setup, n, deadline, version)
 
     def stats(self) -> WorkerStats:
@@ -78,15 +79,18 @@ async def test_the_real_worker_swaps_through_the_core(storage) -> None:
     from tests.model.fakes import FakeBackend, FakeLoader
 
     loader = FakeLoader({None: FakeBackend("v1"), "v2": FakeBackend("v2")})
-    worker = InferenceWorker(loader, GenerationParams(num_candidates=1),
-                             WorkerSettings(stats_log_s=0), max_setup_chars=100)
+    worker = InferenceWorker(
+        loader, GenerationParams(num_candidates=1), WorkerSettings(stats_log_s=0), max_setup_chars=100
+    )
     assert isinstance(worker, Reloadable) and not isinstance(PlainGenerator(), Reloadable)
     await worker.start()
     try:
         core = make_core(storage, worker)
         text = await core.admin.reload_adapter(ADMIN, "adapters/missing")
-        assert text == ("Could not load adapters/missing: adapter directory adapters/missing "
-                        "does not exist; still serving v1.")
+        assert text == (
+            "Could not load adapters/missing: adapter directory adapters/missing "
+            "does not exist; still serving v1."
+        )
         assert await served_version(core) == "v1"
         assert await core.admin.reload_adapter(ADMIN, "adapters/v2") == "Now serving v2 (was v1)."
         assert await served_version(core) == "v2"
@@ -115,8 +119,10 @@ async def test_someone_else_is_refused_and_nothing_changes(storage, generator) -
 
 async def test_a_failed_load_keeps_the_old_version_and_says_why(storage, generator) -> None:
     core = make_core(storage, generator)
-    generator.fail_reload(AdapterError("adapters/bad has no punchline.json\nmore detail"),
-                          WorkerClosed("the model worker is not running"))
+    generator.fail_reload(
+        AdapterError("adapters/bad has no punchline.json\nmore detail"),
+        WorkerClosed("the model worker is not running"),
+    )
     text = await core.admin.reload_adapter(ADMIN, "adapters/bad")
     assert text == "Could not load adapters/bad: adapters/bad has no punchline.json; still serving v7."
     text = await core.admin.reload_adapter(ADMIN, "adapters/v8")
@@ -165,8 +171,14 @@ async def test_console_reload_swaps_the_version_of_the_next_reply(tmp_path: Path
     gen.fail_reload(AdapterError("/nowhere does not exist"))
     out = io.StringIO()
     typed = "Why one?\n\n/reload /nowhere\n/RELOAD adapters/V2\nWhy two?\n\n/reload\n/help\n"
-    status = await run_chat(Settings(storage={"path": db}), io.StringIO(typed), out,
-                            generator=gen, clock=ManualClock(), user_name="tester")
+    status = await run_chat(
+        Settings(storage={"path": db}),
+        io.StringIO(typed),
+        out,
+        generator=gen,
+        clock=ManualClock(),
+        user_name="tester",
+    )
     text = out.getvalue()
     assert status == 0
     assert "Could not load /nowhere: /nowhere does not exist; still serving v1." in text

@@ -114,8 +114,11 @@ async def test_a_newer_database_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("names", "problem"),
-    [(["0001_a.sql", "0003_c.sql"], "order"), (["0001_a.sql", "1_b.sql"], "NNNN"),
-     (["0001_a.sql", "0001_b.sql"], "two migrations")],
+    [
+        (["0001_a.sql", "0003_c.sql"], "order"),
+        (["0001_a.sql", "1_b.sql"], "NNNN"),
+        (["0001_a.sql", "0001_b.sql"], "two migrations"),
+    ],
 )
 def test_migration_files_must_be_numbered_in_sequence(tmp_path: Path, names, problem) -> None:
     for name in names:
@@ -136,15 +139,23 @@ async def test_unusable_paths_give_a_storage_error(tmp_path: Path) -> None:
 async def test_foreign_keys_are_enforced(storage: Storage, clock) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         await storage.ratings.put_reaction(
-            999, USER, "button", emojis=(), rating="funny", funniness=1, appropriateness=0,
-            action="rate", event_payload=["funny"], at=clock.now(),
+            999,
+            USER,
+            "button",
+            emojis=(),
+            rating="funny",
+            funniness=1,
+            appropriateness=0,
+            action="rate",
+            event_payload=["funny"],
+            at=clock.now(),
         )
     # The failed transaction left nothing behind, not even the user it created on the way.
     assert await db.get_user(storage, Platform.TELEGRAM, "42") is None
 
 
 async def test_text_is_stored_verbatim_through_parameters(storage: Storage, clock) -> None:
-    nasty = "Robert'); DROP TABLE requests;-- \"quoted\" ?"
+    nasty = 'Robert\'); DROP TABLE requests;-- "quoted" ?'
     request_id = await storage.requests.add(CHAT, USER, nasty, None, clock.now())
     record = await db.get_request(storage, request_id)
     assert record is not None and record.text == nasty
@@ -213,5 +224,8 @@ async def test_reply_message_links(storage: Storage, clock) -> None:
     found = await storage.requests.find_reply(ref)
     assert found is not None and found.id == reply_id and found.version == "v3"
     # The same message id in another chat is another message.
-    assert await storage.requests.find_reply(MessageRef(ChatRef(Platform.TELEGRAM, "5", ChatKind.PRIVATE), "11")) is None
+    assert (
+        await storage.requests.find_reply(MessageRef(ChatRef(Platform.TELEGRAM, "5", ChatKind.PRIVATE), "11"))
+        is None
+    )
     assert await storage.requests.set_reply_message(12345, MessageRef(CHAT, "12"), clock.now()) is False

@@ -35,9 +35,9 @@ from bot.telegram.handlers import (
 )
 from bot.types import ChatKind, ChatRef, IncomingSetup, MessageRef, OutgoingReply, Platform, UserRef
 from config.settings import Settings, load_settings
-from tests.helpers import db
 from tests.fakes.generator import FakeGenerator
 from tests.fakes.telegram_api import WAIT_TIMEOUT_S, ApiCall, FakeBotAPI
+from tests.helpers import db
 
 PUNCHLINE = "Because the other side had better jokes."
 SETUP = "Why did the chicken cross the road?"
@@ -73,8 +73,9 @@ class Bot:
         """The bot's sendMessage answering `message`."""
         return await self.api.wait_for("sendMessage", lambda c: c.replies_to(message), timeout)
 
-    async def punchline_for(self, chat: dict[str, Any], user: dict[str, Any], text: str = SETUP
-                            ) -> tuple[dict[str, Any], int]:
+    async def punchline_for(
+        self, chat: dict[str, Any], user: dict[str, Any], text: str = SETUP
+    ) -> tuple[dict[str, Any], int]:
         """Ask in `chat` (``/joke`` in groups); returns the bot's message and its reply id."""
         if chat["type"] != "private":
             text = f"/joke {text}"
@@ -121,8 +122,14 @@ async def api() -> AsyncIterator[FakeBotAPI]:
 
 
 @contextlib.asynccontextmanager
-async def running_bot(api: FakeBotAPI, db: Path, core_class: type[BotCore] = BotCore,
-                      *, with_battles: bool = False, **telegram: Any) -> AsyncIterator[Bot]:
+async def running_bot(
+    api: FakeBotAPI,
+    db: Path,
+    core_class: type[BotCore] = BotCore,
+    *,
+    with_battles: bool = False,
+    **telegram: Any,
+) -> AsyncIterator[Bot]:
     """The Telegram front-end polling `api`, over a real core and SQLite file, until exit.
 
     `telegram` overrides Telegram settings (e.g. ``admin_ids=[...]``)."""
@@ -258,8 +265,9 @@ async def test_help_and_stats(bot: Bot, alice: dict) -> None:
     assert text == await bot.core.stats_text(tg_chat(chat))
 
 
-async def test_reload_swaps_the_adapter_for_admins_only(api: FakeBotAPI, tmp_path: Path,
-                                                        alice: dict, bob: dict) -> None:
+async def test_reload_swaps_the_adapter_for_admins_only(
+    api: FakeBotAPI, tmp_path: Path, alice: dict, bob: dict
+) -> None:
     async with running_bot(api, tmp_path / "reload.db", admin_ids=[alice["id"]]) as bot:
         chat = api.private_chat(alice)
         helped = api.push_command(chat, alice, "help")
@@ -320,8 +328,9 @@ async def test_group_answers_only_when_addressed(bot: Bot, alice: dict, bob: dic
     assert (await bot.reply_to(joke)).params["text"] == PUNCHLINE
     mention = bot.api.push_message(group, bob, "@punchline_test_bot, why is 6 afraid of 7?")
     mentioned = await bot.reply_to(mention)
-    reply_to_bot = bot.api.push_message(group, alice, "What do you call a fish with no eyes?",
-                                        reply_to=mentioned.result)
+    reply_to_bot = bot.api.push_message(
+        group, alice, "What do you call a fish with no eyes?", reply_to=mentioned.result
+    )
     await bot.reply_to(reply_to_bot)
     addressed_joke = bot.api.push_command(group, bob, "joke", "Knock knock?", addressed=True)
     await bot.reply_to(addressed_joke)
@@ -329,7 +338,10 @@ async def test_group_answers_only_when_addressed(bot: Bot, alice: dict, bob: dic
     for message in chatter:
         assert not bot.api.calls_of("sendMessage", lambda c, m=message: c.replies_to(m))
     assert [c.setup for c in bot.generator.calls] == [
-        SETUP, "why is 6 afraid of 7?", "What do you call a fish with no eyes?", "Knock knock?"
+        SETUP,
+        "why is 6 afraid of 7?",
+        "What do you call a fish with no eyes?",
+        "Knock knock?",
     ]
     counts = await bot.storage.requests.counts(tg_chat(group))
     assert sum(counts.values()) == 4
@@ -347,8 +359,9 @@ async def test_group_joke_without_setup_and_addressed_unknown_command(bot: Bot, 
 async def test_reaction_hint_is_said_once_per_group_when_not_admin(bot: Bot, alice: dict) -> None:
     group = bot.api.group_chat(-1001000000077, "No admin here")
     await bot.punchline_for(group, alice)
-    await bot.api.wait_for("sendMessage", lambda c: c.chat_id == group["id"]
-                           and c.params["text"] == MSG_REACTION_HINT)
+    await bot.api.wait_for(
+        "sendMessage", lambda c: c.chat_id == group["id"] and c.params["text"] == MSG_REACTION_HINT
+    )
     await bot.api.wait_for("getChatMember", lambda c: c.chat_id == group["id"])
     await bot.punchline_for(group, alice, "Knock knock?")
     admin_group = bot.api.group_chat(-1001000000088, "Admin here")
@@ -403,8 +416,9 @@ async def _eq(value: Awaitable[Any], expected: Any) -> bool:
     return (await value) == expected
 
 
-async def test_custom_emoji_and_reactions_on_other_messages_rate_nothing(bot: Bot, alice: dict,
-                                                                         bob: dict) -> None:
+async def test_custom_emoji_and_reactions_on_other_messages_rate_nothing(
+    bot: Bot, alice: dict, bob: dict
+) -> None:
     group = bot.api.group_chat()
     sent, reply_id = await bot.punchline_for(group, alice)
     someone_elses = bot.api.push_message(group, bob, "just chatting")
@@ -488,8 +502,9 @@ class BrokenCore(BotCore):
         raise RuntimeError("setup exploded: /etc/secret")
 
 
-async def test_failing_handlers_answer_kindly_without_details(api: FakeBotAPI, tmp_path: Path,
-                                                              alice: dict) -> None:
+async def test_failing_handlers_answer_kindly_without_details(
+    api: FakeBotAPI, tmp_path: Path, alice: dict
+) -> None:
     async with running_bot(api, tmp_path / "broken.db", BrokenCore) as broken:
         chat = api.private_chat(alice)
         helped = api.push_command(chat, alice, "help")
@@ -568,8 +583,12 @@ async def test_fake_api_keeps_reply_markup_in_telegrams_shape(api: FakeBotAPI, a
         empty = await client.send_message(chat_id, "Nothing to press", reply_markup=InlineKeyboardMarkup([]))
         forced = await client.send_message(chat_id, "Answer me", reply_markup=ForceReply())
         assert empty.reply_markup is None and forced.reply_markup is None
-        again = await client.edit_message_text("Still nothing", chat_id=chat_id, message_id=empty.message_id,
-                                               reply_markup=InlineKeyboardMarkup([]))
+        again = await client.edit_message_text(
+            "Still nothing",
+            chat_id=chat_id,
+            message_id=empty.message_id,
+            reply_markup=InlineKeyboardMarkup([]),
+        )
         assert again.reply_markup is None
         # A press on the closed message still parses.
         api.push_callback(api.sent_messages[0], alice, "v:1")

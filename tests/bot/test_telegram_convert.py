@@ -9,8 +9,6 @@ from hypothesis import strategies as st
 from telegram import Message, ReactionCount, ReactionTypeCustomEmoji, ReactionTypeEmoji, ReactionTypePaid
 
 from bot.payloads import RatePayload, decode
-from bot.telegram.keyboards import rating_keyboard
-from bot.telegram.sender import fit_message
 from bot.telegram.convert import (
     addressed_text,
     command_argument,
@@ -20,6 +18,8 @@ from bot.telegram.convert import (
     reaction_emojis,
     sender,
 )
+from bot.telegram.keyboards import rating_keyboard
+from bot.telegram.sender import fit_message
 from bot.types import ChatKind, Rating
 from tests.fakes.telegram_api import text_entities
 
@@ -30,8 +30,9 @@ ALICE = {"id": 1001, "is_bot": False, "first_name": "Alice", "last_name": "A."}
 BOT = {"id": BOT_ID, "is_bot": True, "first_name": "Punchline", "username": BOT_NAME}
 
 
-def message(text: str, *, chat: dict[str, Any] = GROUP, user: dict[str, Any] | None = ALICE,
-            **extra: Any) -> Message:
+def message(
+    text: str, *, chat: dict[str, Any] = GROUP, user: dict[str, Any] | None = ALICE, **extra: Any
+) -> Message:
     entities = extra.pop("entities", None) or text_entities(text)
     data: dict[str, Any] = {"message_id": 7, "date": 0, "chat": chat, "text": text, **extra}
     if user is not None:
@@ -54,7 +55,10 @@ def test_text_mention_and_reply_address_the_bot() -> None:
     )
     assert addressed_text(text_mention, BOT_ID, BOT_NAME) == "why?"
     bot_message = {"message_id": 5, "date": 0, "chat": GROUP, "from": BOT, "text": "A punchline"}
-    assert addressed_text(message("and this one?", reply_to_message=bot_message), BOT_ID, BOT_NAME) == "and this one?"
+    assert (
+        addressed_text(message("and this one?", reply_to_message=bot_message), BOT_ID, BOT_NAME)
+        == "and this one?"
+    )
 
 
 def test_chatter_and_other_mentions_are_not_addressed() -> None:
@@ -89,8 +93,17 @@ def test_sender_is_a_person_or_nobody() -> None:
     admin = sender(anonymous_admin)
     assert admin is not None and admin.user_id == str(GROUP["id"])
     channel = {"id": -100999, "type": "channel", "title": "News"}
-    assert sender(message("hi", user={"id": 777000, "is_bot": False, "first_name": "Telegram"},
-                          sender_chat=channel, is_automatic_forward=True)) is None
+    assert (
+        sender(
+            message(
+                "hi",
+                user={"id": 777000, "is_bot": False, "first_name": "Telegram"},
+                sender_chat=channel,
+                is_automatic_forward=True,
+            )
+        )
+        is None
+    )
 
 
 def test_reactions_keep_plain_emoji_only() -> None:
@@ -123,5 +136,7 @@ def test_chat_kinds() -> None:
     from bot.telegram.convert import chat_kind
 
     assert chat_kind(message("x").chat) is ChatKind.GROUP
-    assert chat_kind(message("x", chat={"id": 1, "type": "private", "first_name": "A"}).chat) is ChatKind.PRIVATE
+    assert (
+        chat_kind(message("x", chat={"id": 1, "type": "private", "first_name": "A"}).chat) is ChatKind.PRIVATE
+    )
     assert chat_kind(message("x", chat={"id": -1, "type": "channel", "title": "C"}).chat) is ChatKind.CHANNEL

@@ -42,12 +42,8 @@ def test_nested_variables_and_comma_lists(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.telegram.token.get_secret_value() == "123:abc"
 
 
-def test_dotenv_file_is_read_and_environment_wins(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    (tmp_path / ".env").write_text(
-        "PUNCHLINE_WORKER__QUEUE_SIZE=7\nPUNCHLINE_STORAGE__PATH=from-dotenv.db\n"
-    )
+def test_dotenv_file_is_read_and_environment_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("PUNCHLINE_WORKER__QUEUE_SIZE=7\nPUNCHLINE_STORAGE__PATH=from-dotenv.db\n")
     monkeypatch.setenv("PUNCHLINE_STORAGE__PATH", "from-env.db")
     settings = load_settings()
     assert settings.worker.queue_size == 7

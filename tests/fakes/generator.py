@@ -1,10 +1,10 @@
 """A scripted `model.types.Generator` for bot tests: no model, fully controlled.
 
-    gen = FakeGenerator(["Because it was there."])   # answers in turn, the last one repeats
-    gen.fail_next(WorkerBusy("queue full"))           # the next call raises this
-    gen.block()                                        # calls wait until gen.unblock()
-    await gen.reload(Path("adapters/v2"))              # serves "v2" (the directory's name) now
-    gen.fail_reload(AdapterError("no punchline.json")) # the next reload raises, version unchanged
+gen = FakeGenerator(["Because it was there."])   # answers in turn, the last one repeats
+gen.fail_next(WorkerBusy("queue full"))           # the next call raises this
+gen.block()                                        # calls wait until gen.unblock()
+await gen.reload(Path("adapters/v2"))              # serves "v2" (the directory's name) now
+gen.fail_reload(AdapterError("no punchline.json")) # the next reload raises, version unchanged
 """
 
 from __future__ import annotations
@@ -81,7 +81,9 @@ class FakeGenerator:
         try:
             await asyncio.wait_for(self._gate.wait(), BLOCK_LIMIT_S)
         except TimeoutError:
-            raise TimeoutError(f"FakeGenerator stayed blocked for {BLOCK_LIMIT_S} s: never unblocked") from None
+            raise TimeoutError(
+                f"FakeGenerator stayed blocked for {BLOCK_LIMIT_S} s: never unblocked"
+            ) from None
         finally:
             self.waiting -= 1
         if self.closed:  # like the real worker: close() answers every waiting request
@@ -99,9 +101,18 @@ class FakeGenerator:
 
     def stats(self) -> WorkerStats:
         return WorkerStats(
-            version=self.version, backend="fake", queue_depth=self.waiting,
-            requests=len(self.calls), failed=0, busy_rejections=0, timeouts=0, batches=len(self.calls),
-            mean_batch_size=1.0, p50_latency_s=0.01, p95_latency_s=0.02, tokens_per_s=100.0,
+            version=self.version,
+            backend="fake",
+            queue_depth=self.waiting,
+            requests=len(self.calls),
+            failed=0,
+            busy_rejections=0,
+            timeouts=0,
+            batches=len(self.calls),
+            mean_batch_size=1.0,
+            p50_latency_s=0.01,
+            p95_latency_s=0.02,
+            tokens_per_s=100.0,
             versions=(self.version,),
         )
 

@@ -248,8 +248,9 @@ class FakeBotAPI:
         return f"http://127.0.0.1:{self.port}/file/bot"
 
     # -------------------------------------------------------------------- chats and members
-    def user(self, user_id: int, first_name: str = "User", *, is_bot: bool = False,
-             username: str | None = None) -> JSON:
+    def user(
+        self, user_id: int, first_name: str = "User", *, is_bot: bool = False, username: str | None = None
+    ) -> JSON:
         """A Telegram User object."""
         user: JSON = {"id": user_id, "is_bot": is_bot, "first_name": first_name}
         if username:
@@ -261,8 +262,9 @@ class FakeBotAPI:
         self.chats[chat["id"]] = chat
         return chat
 
-    def group_chat(self, chat_id: int = -1001000000001, title: str = "Test group", *,
-                   supergroup: bool = True) -> JSON:
+    def group_chat(
+        self, chat_id: int = -1001000000001, title: str = "Test group", *, supergroup: bool = True
+    ) -> JSON:
         chat = {"id": chat_id, "type": "supergroup" if supergroup else "group", "title": title}
         self.chats[chat_id] = chat
         return chat
@@ -308,8 +310,7 @@ class FakeBotAPI:
         (UTF-16 offsets) unless given. `reply_to` is a message (e.g. one from
         ``sent_messages``). ``edited=True`` sends it as an ``edited_message`` update.
         """
-        message = self._new_message(chat, user, text, reply_to=reply_to,
-                                    message_thread_id=message_thread_id)
+        message = self._new_message(chat, user, text, reply_to=reply_to, message_thread_id=message_thread_id)
         found = list(entities) if entities is not None else text_entities(text)
         if found:
             message["entities"] = [dict(e) for e in found]
@@ -322,8 +323,15 @@ class FakeBotAPI:
             self.push_update(message=message)
         return message
 
-    def push_command(self, chat: Mapping[str, Any], user: Mapping[str, Any], command: str,
-                     argument: str = "", *, addressed: bool = False) -> JSON:
+    def push_command(
+        self,
+        chat: Mapping[str, Any],
+        user: Mapping[str, Any],
+        command: str,
+        argument: str = "",
+        *,
+        addressed: bool = False,
+    ) -> JSON:
         """``/command argument``; ``addressed=True`` writes ``/command@botname``."""
         name = f"/{command}@{self.bot_user['username']}" if addressed else f"/{command}"
         return self.push_message(chat, user, f"{name} {argument}".rstrip())
@@ -361,8 +369,7 @@ class FakeBotAPI:
             "message_id": message["message_id"],
             "date": int(time.time()),
             "reactions": [
-                {"type": _reaction_type(emoji), "total_count": total}
-                for emoji, total in counts.items()
+                {"type": _reaction_type(emoji), "total_count": total} for emoji, total in counts.items()
             ],
         }
         return self.push_update(message_reaction_count=payload)
@@ -381,8 +388,9 @@ class FakeBotAPI:
         )
         return query_id
 
-    def push_my_chat_member(self, chat: Mapping[str, Any], by: Mapping[str, Any], *,
-                            old: str = "left", new: str = "member") -> int:
+    def push_my_chat_member(
+        self, chat: Mapping[str, Any], by: Mapping[str, Any], *, old: str = "left", new: str = "member"
+    ) -> int:
         """The bot's own membership changed (added to a group, promoted, demoted)."""
         self.set_member_status(chat["id"], self.bot_id, new)
         payload = {
@@ -398,8 +406,7 @@ class FakeBotAPI:
         """The messages the bot sent to `chat`, oldest first."""
         return [m for m in self.sent_messages if m["chat"]["id"] == chat["id"]]
 
-    def calls_of(self, method: str, predicate: Callable[[ApiCall], bool] | None = None
-                 ) -> list[ApiCall]:
+    def calls_of(self, method: str, predicate: Callable[[ApiCall], bool] | None = None) -> list[ApiCall]:
         return [c for c in self.calls if c.method == method and (predicate is None or predicate(c))]
 
     # ------------------------------------------------------------------------ waiting
@@ -438,15 +445,20 @@ class FakeBotAPI:
         """Wait until the bot confirmed `update_id` (a later getUpdates offset passed it)."""
         async with self._changed:
             try:
-                await asyncio.wait_for(
-                    self._changed.wait_for(lambda: self._fetched_past(update_id)), timeout
-                )
+                await asyncio.wait_for(self._changed.wait_for(lambda: self._fetched_past(update_id)), timeout)
             except TimeoutError:
                 raise TimeoutError(f"update {update_id} not confirmed within {timeout}s") from None
 
     # ---------------------------------------------------------------------- fault injection
-    def inject_error(self, method: str, status: int = 429, *, retry_after: int | None = 1,
-                     times: int = 1, description: str | None = None) -> None:
+    def inject_error(
+        self,
+        method: str,
+        status: int = 429,
+        *,
+        retry_after: int | None = 1,
+        times: int = 1,
+        description: str | None = None,
+    ) -> None:
         """Answer the next `times` calls of `method` with an error instead of the result.
 
         429 carries ``parameters.retry_after`` (PTB raises RetryAfter); 5xx and other codes carry
@@ -463,8 +475,7 @@ class FakeBotAPI:
     # ------------------------------------------------------------------------- internals
     def _fetched_past(self, update_id: int) -> bool:
         return any(
-            c.method == "getUpdates" and int(c.params.get("offset") or 0) > update_id
-            for c in self.calls
+            c.method == "getUpdates" and int(c.params.get("offset") or 0) > update_id for c in self.calls
         )
 
     def _notify_soon(self) -> None:
@@ -480,9 +491,15 @@ class FakeBotAPI:
         async with self._changed:
             self._changed.notify_all()
 
-    def _new_message(self, chat: Mapping[str, Any], user: Mapping[str, Any] | None, text: str, *,
-                     reply_to: Mapping[str, Any] | None = None,
-                     message_thread_id: int | None = None) -> JSON:
+    def _new_message(
+        self,
+        chat: Mapping[str, Any],
+        user: Mapping[str, Any] | None,
+        text: str,
+        *,
+        reply_to: Mapping[str, Any] | None = None,
+        message_thread_id: int | None = None,
+    ) -> JSON:
         self.chats.setdefault(chat["id"], dict(chat))
         message: JSON = {
             "message_id": next(self._message_ids),
@@ -493,8 +510,7 @@ class FakeBotAPI:
         if user is not None:
             message["from"] = dict(user)
         if reply_to is not None:
-            message["reply_to_message"] = {k: v for k, v in reply_to.items()
-                                           if k != "reply_to_message"}
+            message["reply_to_message"] = {k: v for k, v in reply_to.items() if k != "reply_to_message"}
         if message_thread_id is not None:
             message["message_thread_id"] = message_thread_id
             message["is_topic_message"] = True
@@ -510,12 +526,24 @@ class FakeBotAPI:
             member["can_be_edited"] = False
         if status == "restricted":
             member.update(
-                is_member=True, until_date=0, can_change_info=False, can_invite_users=False,
-                can_pin_messages=False, can_send_messages=True, can_send_polls=False,
-                can_send_other_messages=False, can_add_web_page_previews=False,
-                can_manage_topics=False, can_send_audios=False, can_send_documents=False,
-                can_send_photos=False, can_send_videos=False, can_send_video_notes=False,
-                can_send_voice_notes=False, can_edit_tag=False, can_react_to_messages=True,
+                is_member=True,
+                until_date=0,
+                can_change_info=False,
+                can_invite_users=False,
+                can_pin_messages=False,
+                can_send_messages=True,
+                can_send_polls=False,
+                can_send_other_messages=False,
+                can_add_web_page_previews=False,
+                can_manage_topics=False,
+                can_send_audios=False,
+                can_send_documents=False,
+                can_send_photos=False,
+                can_send_videos=False,
+                can_send_video_notes=False,
+                can_send_voice_notes=False,
+                can_edit_tag=False,
+                can_react_to_messages=True,
             )
         if status == "kicked":
             member["until_date"] = 0
@@ -636,8 +664,13 @@ class FakeBotAPI:
             if reply_to is None and not allow and not params.get("allow_sending_without_reply"):
                 raise _BadRequest("message to be replied not found")
         markup = _inline_markup(params, inline_only=False)
-        message = self._new_message(chat, self.bot_user, str(text), reply_to=reply_to,
-                                    message_thread_id=params.get("message_thread_id"))
+        message = self._new_message(
+            chat,
+            self.bot_user,
+            str(text),
+            reply_to=reply_to,
+            message_thread_id=params.get("message_thread_id"),
+        )
         _set_markup(message, markup)
         self.sent_messages.append(message)
         return message
@@ -693,9 +726,16 @@ class FakeBotAPI:
         chat = dict(self._chat(_required(params, "chat_id")))
         chat.setdefault("accent_color_id", 0)
         chat.setdefault("max_reaction_count", 11)
-        chat.setdefault("accepted_gift_types", {"unlimited_gifts": False, "limited_gifts": False,
-                                                "unique_gifts": False, "premium_subscription": False,
-                                                "gifts_from_channels": False})
+        chat.setdefault(
+            "accepted_gift_types",
+            {
+                "unlimited_gifts": False,
+                "limited_gifts": False,
+                "unique_gifts": False,
+                "premium_subscription": False,
+                "gifts_from_channels": False,
+            },
+        )
         return chat
 
     async def _api_getchatmember(self, params: JSON) -> JSON:
@@ -746,7 +786,7 @@ def _inline_markup(params: JSON, *, inline_only: bool = True) -> JSON | None:
         return None
     rows = raw["inline_keyboard"]
     if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
-        raise _BadRequest("field \"inline_keyboard\" of the InlineKeyboardMarkup should be an Array of Arrays")
+        raise _BadRequest('field "inline_keyboard" of the InlineKeyboardMarkup should be an Array of Arrays')
     for row in rows:
         for button in row:
             if not isinstance(button, Mapping) or not button.get("text"):
@@ -803,8 +843,7 @@ async def _read_params(request: web.Request) -> JSON:
         form = await request.post()
         for name, value in form.items():
             params[name] = value if isinstance(value, str) else str(value)
-    return {name: _decode(name, value) if isinstance(value, str) else value
-            for name, value in params.items()}
+    return {name: _decode(name, value) if isinstance(value, str) else value for name, value in params.items()}
 
 
 def _decode(name: str, value: str) -> Any:

@@ -34,7 +34,9 @@ async def reaction_counts(storage: Storage, reply_id: int) -> dict[str, int]:
 
 
 async def count_events(storage: Storage, reply_id: int) -> int:
-    async with storage.db.execute("SELECT COUNT(*) FROM reaction_events WHERE reply_id = ?", (reply_id,)) as cur:
+    async with storage.db.execute(
+        "SELECT COUNT(*) FROM reaction_events WHERE reply_id = ?", (reply_id,)
+    ) as cur:
         row = await cur.fetchone()
     return int(row[0]) if row else 0
 

@@ -10,9 +10,7 @@ from config.settings import ModelSettings, WorkerSettings
 from model.adapter_meta import AdapterMetadata
 
 
-def make_adapter(
-    base_dir: Path, out: Path, version: str, seed: int, base_name: str | None = None
-) -> Path:
+def make_adapter(base_dir: Path, out: Path, version: str, seed: int, base_name: str | None = None) -> Path:
     """Wrap the tiny T5 in LoRA (r=4 on q and v), perturb B so outputs change, save it."""
     import torch
     from peft import LoraConfig, get_peft_model

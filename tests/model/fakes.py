@@ -25,9 +25,7 @@ class FakeBackend:
 
     prompt_template = DEFAULT_TEMPLATE
 
-    def __init__(
-        self, version: str = "v1", *, open_gate: bool = True, fail_marker: str = "explode"
-    ):
+    def __init__(self, version: str = "v1", *, open_gate: bool = True, fail_marker: str = "explode"):
         self.version = version
         self.name = f"fake-{version}"
         self.gate = threading.Event()
@@ -39,9 +37,7 @@ class FakeBackend:
         self.fail_marker = fail_marker
         self.closed = threading.Event()
 
-    def generate(
-        self, prompts: list[str], n: int, params: GenerationParams
-    ) -> list[list[Candidate]]:
+    def generate(self, prompts: list[str], n: int, params: GenerationParams) -> list[list[Candidate]]:
         self.calls.append(list(prompts))
         self.candidates.append(n)
         self.entered.release()
@@ -52,12 +48,7 @@ class FakeBackend:
         out = []
         for prompt in prompts:
             digest = "x" + hashlib.sha256(prompt.encode()).hexdigest()[:8]
-            out.append(
-                [
-                    Candidate(f"punch {k} {self.version} {digest}", -0.1 * (k + 1), 4)
-                    for k in range(n)
-                ]
-            )
+            out.append([Candidate(f"punch {k} {self.version} {digest}", -0.1 * (k + 1), 4) for k in range(n)])
         return out
 
     def close(self) -> None:
@@ -74,9 +65,7 @@ class FakeLoader:
     def __call__(self, adapter_dir: Path | None) -> FakeBackend:
         self.loaded.append(adapter_dir)
         key = adapter_dir.name if adapter_dir is not None else None
-        result = self.backends.get(
-            key, AdapterError(f"adapter directory {adapter_dir} does not exist")
-        )
+        result = self.backends.get(key, AdapterError(f"adapter directory {adapter_dir} does not exist"))
         if isinstance(result, Exception):
             raise result
         return result

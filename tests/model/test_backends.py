@@ -81,14 +81,10 @@ def test_scores_agree_when_replies_end_early(tiny_base_model: Path, tmp_path: Pa
     base = tmp_path / "tiny-t5-eos"
     model.save_pretrained(base)
     AutoTokenizer.from_pretrained(tiny_base_model).save_pretrained(base)
-    settings = ModelSettings(
-        base=str(base), device="cpu", dtype="float32", cache_dir=tmp_path / "cache"
-    )
+    settings = ModelSettings(base=str(base), device="cpu", dtype="float32", cache_dir=tmp_path / "cache")
     hf = backend(settings, None, backend="transformers")
     ct2 = backend(settings, None, backend="ctranslate2")
-    prompts = [
-        f"Answer this joke with a funny punchline: setup number {i} about cats?" for i in range(8)
-    ]
+    prompts = [f"Answer this joke with a funny punchline: setup number {i} about cats?" for i in range(8)]
     params = GREEDY.with_(max_new_tokens=12)
     hf_out, ct2_out = hf.generate(prompts, 1, params), ct2.generate(prompts, 1, params)
     lengths = [c[0].tokens for c in hf_out]
@@ -129,9 +125,7 @@ def test_other_dtypes_generate_and_sample(
 ) -> None:
     b = backend(tiny_model_settings, tiny_adapter, backend=backend_name, dtype=dtype)
     assert b.name == name
-    sampled = b.generate(
-        PROMPTS, 3, GREEDY.with_(do_sample=True, temperature=1.0, top_k=0, top_p=1.0)
-    )
+    sampled = b.generate(PROMPTS, 3, GREEDY.with_(do_sample=True, temperature=1.0, top_k=0, top_p=1.0))
     assert [len(c) for c in sampled] == [3, 3]
     for cands in sampled:
         for c in cands:

@@ -77,9 +77,7 @@ async def test_lone_request_goes_alone_at_once(worker: InferenceWorker, fake: Fa
     assert fake.calls == [[build_prompt("Why did the chicken cross?")]]
 
 
-async def test_requests_batch_while_the_model_is_busy(
-    worker: InferenceWorker, fake: FakeBackend
-) -> None:
+async def test_requests_batch_while_the_model_is_busy(worker: InferenceWorker, fake: FakeBackend) -> None:
     first = ask(worker, "setup number one?")
     await entered(fake)
     rest = [ask(worker, f"another setup {i}?") for i in range(3)]
@@ -87,9 +85,7 @@ async def test_requests_batch_while_the_model_is_busy(
     fake.gate.set()
     answers = await asyncio.gather(first, *rest)
     assert [len(call) for call in fake.calls] == [1, 3]
-    for setup, answer in zip(
-        ["setup number one?"] + [f"another setup {i}?" for i in range(3)], answers
-    ):
+    for setup, answer in zip(["setup number one?"] + [f"another setup {i}?" for i in range(3)], answers):
         assert answer[0].text.endswith(tag(setup))
     stats = worker.stats()
     assert stats.batches == 2 and stats.requests == 4 and stats.mean_batch_size == 2.0
@@ -151,9 +147,7 @@ async def test_full_queue_answers_busy_at_once(fake: FakeBackend) -> None:
         await w.close()
 
 
-async def test_failing_batch_fails_only_its_own_requests(
-    worker: InferenceWorker, fake: FakeBackend
-) -> None:
+async def test_failing_batch_fails_only_its_own_requests(worker: InferenceWorker, fake: FakeBackend) -> None:
     before = ask(worker, "fine setup?")
     await entered(fake)
     doomed = [ask(worker, "please explode now?"), ask(worker, "unlucky neighbour?")]
@@ -236,9 +230,7 @@ async def test_loader_crash_during_reload_is_an_adapter_error() -> None:
 
 async def test_extra_adapters_load_at_start() -> None:
     loader = FakeLoader({None: FakeBackend("v1"), "b": FakeBackend("v2"), "c": FakeBackend("v3")})
-    w = InferenceWorker(
-        loader, PARAMS, WorkerSettings(stats_log_s=0), extra_adapters=[Path("b"), Path("c")]
-    )
+    w = InferenceWorker(loader, PARAMS, WorkerSettings(stats_log_s=0), extra_adapters=[Path("b"), Path("c")])
     await w.start()
     try:
         assert w.versions == ("v1", "v2", "v3")
@@ -272,9 +264,7 @@ async def test_extra_version_serves_on_request() -> None:
         await w.close()
 
 
-async def test_shutdown_answers_every_queued_request(
-    worker: InferenceWorker, fake: FakeBackend
-) -> None:
+async def test_shutdown_answers_every_queued_request(worker: InferenceWorker, fake: FakeBackend) -> None:
     in_flight = ask(worker, "in flight?")
     await entered(fake)
     queued = [ask(worker, f"queued {i}?") for i in range(4)]
@@ -312,9 +302,7 @@ async def test_bad_requests_get_invalid_setup(
     assert fake.calls == []
 
 
-async def test_odd_unicode_is_normalised_before_the_model(
-    worker: InferenceWorker, fake: FakeBackend
-) -> None:
+async def test_odd_unicode_is_normalised_before_the_model(worker: InferenceWorker, fake: FakeBackend) -> None:
     fake.gate.set()
     await worker.punchlines("Why\u00a0did the cafe\u0301\u200b go\x00 broke?\n")
     assert fake.calls == [[build_prompt("Why did the caf\u00e9 go broke?")]]

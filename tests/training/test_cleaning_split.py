@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from training.cleaning import ANSWER_TOO_LONG, DUPLICATE, EMPTY_ANSWER, EMPTY_QUESTION, clean_jokes, strip_edit_note
+from training.cleaning import (
+    ANSWER_TOO_LONG,
+    DUPLICATE,
+    EMPTY_ANSWER,
+    EMPTY_QUESTION,
+    clean_jokes,
+    strip_edit_note,
+)
 from training.dataset import prepare_data
 from training.errors import DataError
 from training.readers import Joke

@@ -27,7 +27,9 @@ def small_csv(path: Path, rows: int = 40) -> Path:
 
 
 def test_train_without_data_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["train", "--data", str(tmp_path / "missing.csv"), "--base-model", str(tmp_path), "--dry-run"])
+    code = main(
+        ["train", "--data", str(tmp_path / "missing.csv"), "--base-model", str(tmp_path), "--dry-run"]
+    )
     assert code == 2
     assert "missing.csv does not exist" in one_error_line(capsys, "train")
 
@@ -58,7 +60,9 @@ def test_train_existing_output_dir(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_resume_without_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["train", "--data", str(small_csv(tmp_path / "qa.csv")), "--output", str(tmp_path / "o"), "--resume"])
+    code = main(
+        ["train", "--data", str(small_csv(tmp_path / "qa.csv")), "--output", str(tmp_path / "o"), "--resume"]
+    )
     assert code == 2
     assert "nothing to resume" in one_error_line(capsys, "train")
 
@@ -88,8 +92,12 @@ def test_unknown_model_id_offline(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 @pytest.mark.shared_data
-def test_dry_run_flan_t5_large_plan(kaggle_csv: Path, flan_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["train", "--dry-run", "--base-model", str(flan_dir), "--data", str(kaggle_csv), "--batch-size", "16"])
+def test_dry_run_flan_t5_large_plan(
+    kaggle_csv: Path, flan_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["train", "--dry-run", "--base-model", str(flan_dir), "--data", str(kaggle_csv), "--batch-size", "16"]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "parameters: 4,718,592 trainable of 787,868,672 (0.5989%)" in out

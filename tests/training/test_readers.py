@@ -38,7 +38,9 @@ def test_qa_csv_reads_ids_questions_answers_and_quoted_fields(tmp_path: Path) ->
 
 def test_csv_rows_with_wrong_field_counts_are_counted_not_raised(tmp_path: Path) -> None:
     path = tmp_path / "broken.csv"
-    path.write_text("ID,Question,Answer\n1,Q one?,A one\n2,only two\n3,Q?,A,extra\n4,Q four?,A four\n", encoding="utf-8")
+    path.write_text(
+        "ID,Question,Answer\n1,Q one?,A one\n2,only two\n3,Q?,A,extra\n4,Q four?,A four\n", encoding="utf-8"
+    )
     result = read_jokes(path)
     assert [j.id for j in result.jokes] == ["1", "4"]
     assert result.rows == 4
@@ -48,7 +50,11 @@ def test_csv_rows_with_wrong_field_counts_are_counted_not_raised(tmp_path: Path)
 def test_csv_score_column_and_optional_id(tmp_path: Path) -> None:
     path = write_csv(
         tmp_path / "derived.csv",
-        [["rjokes_split", "rjokes_log_score", "Question", "Answer"], ["dev", "3", "Q?", "A"], ["dev", "x", "Q2?", "B"]],
+        [
+            ["rjokes_split", "rjokes_log_score", "Question", "Answer"],
+            ["dev", "3", "Q?", "A"],
+            ["dev", "x", "Q2?", "B"],
+        ],
     )
     jokes = read_jokes(path).jokes
     assert [j.score for j in jokes] == [3.0, None]
@@ -66,8 +72,10 @@ def test_ratings_export_csv_and_jsonl(tmp_path: Path) -> None:
 
     jsonl = tmp_path / "ratings.jsonl"
     jsonl.write_text(
-        json.dumps({"setup": "Who?", "punchline": "Me.", "score": 2}) + "\n\nnot json\n"
-        + json.dumps({"setup": "What?", "punchline": None}) + "\n",
+        json.dumps({"setup": "Who?", "punchline": "Me.", "score": 2})
+        + "\n\nnot json\n"
+        + json.dumps({"setup": "What?", "punchline": None})
+        + "\n",
         encoding="utf-8",
     )
     result = read_jokes(jsonl)
@@ -142,7 +150,9 @@ def test_missing_file_and_directory_raise_one_line(tmp_path: Path) -> None:
         ("broken.gz.csv", b"\x1f\x8b\x08garbage", "damaged gzip"),
     ],
 )
-def test_malformed_files_raise_data_error(tmp_path: Path, name: str, content: str | bytes, message: str) -> None:
+def test_malformed_files_raise_data_error(
+    tmp_path: Path, name: str, content: str | bytes, message: str
+) -> None:
     path = tmp_path / name
     if isinstance(content, bytes):
         path.write_bytes(content)

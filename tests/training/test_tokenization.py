@@ -8,7 +8,14 @@ import pytest
 
 from model.prompt import DEFAULT_TEMPLATE
 from training.readers import Joke
-from training.tokenization import LABEL_PAD, MaxLengths, choose_max_lengths, encode_jokes, make_collator, percentile
+from training.tokenization import (
+    LABEL_PAD,
+    MaxLengths,
+    choose_max_lengths,
+    encode_jokes,
+    make_collator,
+    percentile,
+)
 
 pytestmark = pytest.mark.shared_data
 

@@ -42,9 +42,28 @@ def trained(tiny_base_model: Path, kaggle_csv: Path, tmp_path_factory: pytest.Te
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("adapter") / "tiny-adapter"
     args = [
-        "train", "--data", str(kaggle_csv), "--base-model", str(tiny_base_model), "--output", str(out),
-        "--limit", str(LIMIT), "--epochs", "3", "--batch-size", "16", "--lr", LR,
-        "--max-source-length", "32", "--max-target-length", "16", "--eval-samples", "2", "--no-progress",
+        "train",
+        "--data",
+        str(kaggle_csv),
+        "--base-model",
+        str(tiny_base_model),
+        "--output",
+        str(out),
+        "--limit",
+        str(LIMIT),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "16",
+        "--lr",
+        LR,
+        "--max-source-length",
+        "32",
+        "--max-target-length",
+        "16",
+        "--eval-samples",
+        "2",
+        "--no-progress",
     ]
     buffer = StringIO()
     with redirect_stdout(buffer):
@@ -69,14 +88,25 @@ def test_adapter_directory_contents(trained: TrainedRun) -> None:
     from training.dataset import prepare_data
 
     out = trained.output
-    for name in ("adapter_config.json", "adapter_model.safetensors", "punchline.json", "metrics.json", "loss.png"):
+    for name in (
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "punchline.json",
+        "metrics.json",
+        "loss.png",
+    ):
         assert (out / name).is_file(), name
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     meta = AdapterMetadata.load(out)
     assert meta.base_model == str(trained.base)
     assert meta.prompt_template == DEFAULT_TEMPLATE
     assert meta.data_fingerprint == prepare_data(trained.data, limit=LIMIT).fingerprint
-    assert meta.hyperparameters["lora"] == {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": ["q", "v"]}
+    assert meta.hyperparameters["lora"] == {
+        "r": 16,
+        "alpha": 32,
+        "dropout": 0.05,
+        "target_modules": ["q", "v"],
+    }
     assert meta.hyperparameters["learning_rate"] == float(LR)
     assert meta.metrics["eval_loss"] < meta.metrics["first_eval_loss"]
     assert meta.version in trained.stdout
@@ -97,7 +127,9 @@ def test_reloaded_adapter_gives_the_saved_weights_logits(trained: TrainedRun) ->
     batch = tokenizer(["Why did the chicken cross the road?"], return_tensors="pt")
     labels = tokenizer(text_target=["To get to the other side."], return_tensors="pt")["input_ids"]
 
-    tuned = PeftModel.from_pretrained(AutoModelForSeq2SeqLM.from_pretrained(trained.base), trained.output).eval()
+    tuned = PeftModel.from_pretrained(
+        AutoModelForSeq2SeqLM.from_pretrained(trained.base), trained.output
+    ).eval()
     folded = AutoModelForSeq2SeqLM.from_pretrained(trained.base).eval()
     base_logits = folded(**batch, labels=labels).logits
     weights = load_file(str(trained.output / "adapter_model.safetensors"))
@@ -119,27 +151,53 @@ def test_reloaded_adapter_gives_the_saved_weights_logits(trained: TrainedRun) ->
     assert not torch.allclose(got, base_logits, atol=1e-2)
 
 
-def test_compare_prints_the_eight_row_table(trained: TrainedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_compare_prints_the_eight_row_table(
+    trained: TrainedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out_file = tmp_path / "compare.md"
-    code = main([
-        "compare", "--base-model", str(trained.base), "--adapter", str(trained.output),
-        "--data", str(trained.data), "--output", str(out_file),
-    ])
+    code = main(
+        [
+            "compare",
+            "--base-model",
+            str(trained.base),
+            "--adapter",
+            str(trained.output),
+            "--data",
+            str(trained.data),
+            "--output",
+            str(out_file),
+        ]
+    )
     assert code == 0
     table = capsys.readouterr().out.strip().splitlines()
     assert table[0] == "| Setup | Original | base model | tuned |"
     rows = [line for line in table[2:] if line.startswith("| ")]
     assert len(rows) == 8
     assert rows[0].startswith("| What do The Sixth Sense and Titanic have in common? | Icy Dead People. |")
-    assert "| How many developers does it take to change a light bulb? | None. That's a hardware problem. |" in rows[2]
+    assert (
+        "| How many developers does it take to change a light bulb? | None. That's a hardware problem. |"
+        in rows[2]
+    )
     assert all(len(r.split(" | ")) == 4 for r in rows)
     assert out_file.read_text(encoding="utf-8").strip().splitlines() == table
 
 
-def test_compare_with_setups_file_and_without_data(trained: TrainedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_compare_with_setups_file_and_without_data(
+    trained: TrainedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     setups = tmp_path / "setups.txt"
     setups.write_text("Why do Yoda's jokes always suck?\n\n  Who | is there?  \n", encoding="utf-8")
-    code = main(["compare", "--base-model", str(trained.base), "--adapter", str(trained.output), "--setups", str(setups)])
+    code = main(
+        [
+            "compare",
+            "--base-model",
+            str(trained.base),
+            "--adapter",
+            str(trained.output),
+            "--setups",
+            str(setups),
+        ]
+    )
     assert code == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][2:]
     assert len(rows) == 2
@@ -147,11 +205,24 @@ def test_compare_with_setups_file_and_without_data(trained: TrainedRun, tmp_path
     assert rows[1].startswith("| Who \\| is there? | — |")
 
 
-def test_eval_scores_base_and_tuned(trained: TrainedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main([
-        "eval", "--base-model", str(trained.base), "--adapter", str(trained.output),
-        "--data", str(trained.data), "--output-dir", str(tmp_path), "--limit", "24",
-    ])
+def test_eval_scores_base_and_tuned(
+    trained: TrainedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "eval",
+            "--base-model",
+            str(trained.base),
+            "--adapter",
+            str(trained.output),
+            "--data",
+            str(trained.data),
+            "--output-dir",
+            str(tmp_path),
+            "--limit",
+            "24",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "| loss of original punchlines |" in out and "| distinct-2 |" in out
@@ -166,7 +237,9 @@ def test_eval_scores_base_and_tuned(trained: TrainedRun, tmp_path: Path, capsys:
     assert (tmp_path / "eval.md").read_text(encoding="utf-8").strip() == out.split("written:")[0].strip()
 
 
-def test_compare_with_wrong_adapter_dir(trained: TrainedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_compare_with_wrong_adapter_dir(
+    trained: TrainedRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["compare", "--base-model", str(trained.base), "--adapter", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("punchline compare: error:") and "punchline.json" in err and "\n" not in err
@@ -184,16 +257,26 @@ def sigint_at(step: int):  # noqa: ANN201
     return SigintAt()
 
 
-def test_ctrl_c_leaves_a_checkpoint_that_resume_continues(tiny_base_model: Path, kaggle_csv: Path, tmp_path: Path) -> None:
+def test_ctrl_c_leaves_a_checkpoint_that_resume_continues(
+    tiny_base_model: Path, kaggle_csv: Path, tmp_path: Path
+) -> None:
     import torch
 
     from training.train import TrainOptions, run
 
     torch.set_num_threads(1)
     options = TrainOptions(
-        data=kaggle_csv, base_model=str(tiny_base_model), output=tmp_path / "run", limit=80,
-        batch_size=8, max_steps=8, lr=1e-2, max_source_length=32, max_target_length=16,
-        eval_samples=0, progress=False,
+        data=kaggle_csv,
+        base_model=str(tiny_base_model),
+        output=tmp_path / "run",
+        limit=80,
+        batch_size=8,
+        max_steps=8,
+        lr=1e-2,
+        max_source_length=32,
+        max_target_length=16,
+        eval_samples=0,
+        progress=False,
     )
     first = run(options, callbacks=[sigint_at(3)])
     assert first.interrupted and first.global_step == 4
@@ -210,4 +293,3 @@ def test_ctrl_c_leaves_a_checkpoint_that_resume_continues(tiny_base_model: Path,
     assert third.global_step == 2
     assert AdapterMetadata.load(options.output).metrics["global_step"] == 2
     assert sorted(p.name for p in (options.output / "checkpoints").iterdir()) == ["checkpoint-2"]
-
