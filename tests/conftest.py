@@ -54,8 +54,9 @@ async def storage(db_path: Path) -> AsyncIterator[Storage]:
 
 @pytest.fixture
 def generator() -> FakeGenerator:
-    """A scripted generator that answers "Because it was there." until told otherwise."""
-    return FakeGenerator()
+    """A scripted generator serving version "v7", answering "To get to the other side." until
+    told otherwise (`answer_with`, `fail_next`, `block`)."""
+    return FakeGenerator(["To get to the other side."], version="v7")
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import discord
@@ -23,7 +22,7 @@ from bot.core.service import BotCore
 from bot.discord.client import PunchlineDiscord, build_client
 from bot.storage import Storage
 from config.settings import Settings, load_settings
-from tests.fakes.discord_sim import DiscordWorld, simulated_discord
+from tests.fakes.discord_sim import DiscordWorld, SimClock, simulated_discord
 from tests.fakes.generator import FakeGenerator
 
 SETUP = "Why did the scarecrow win an award?"
@@ -31,20 +30,6 @@ BOT_LINE = "Because he was outstanding in his field."
 GUILD_ID = 1_234_567_890_123_456_789
 ENTRY_S = 60.0
 VOTE_S = 30.0
-
-
-class SimClock:
-    """The service's clock, following simcord's virtual time once the world runs."""
-
-    def __init__(self) -> None:
-        self.env: simcord.Env | None = None
-
-    def now(self) -> datetime:
-        assert self.env is not None, "the simulated world is not running yet"
-        return self.env.now()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,8 +19,8 @@ from bot.export.collect import collect_rows
 from bot.storage import Storage
 from bot.types import ChatKind, ChatRef, Platform, UserRef
 from config.settings import load_settings
-from tests.battles.helpers import FakeAnnouncer, VersionedGenerator
-from tests.fakes.generator import FakeGenerator
+from tests.fakes.announcer import FakeAnnouncer
+from tests.fakes.generator import FakeGenerator, VersionedGenerator
 
 GROUP = ChatRef(Platform.DISCORD, "555", ChatKind.GROUP, "general")
 ALICE = UserRef(Platform.DISCORD, "1", "Alice")
@@ -100,13 +99,6 @@ def test_pool_from_the_real_kaggle_set(kaggle_csv: Path) -> None:
     assert all(s.punchline is None or len(s.punchline) <= 200 for s in setups)
     matt = pool.lookup("What do you call a person who is outside a door and has no arms nor legs?")
     assert matt is not None and matt.punchline == "Matt"
-
-
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    opened = await Storage.open(tmp_path / "bot.db")
-    yield opened
-    await opened.close()
 
 
 async def test_missing_setup_file_refuses_the_round_kindly(tmp_path: Path, storage: Storage) -> None:

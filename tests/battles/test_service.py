@@ -20,8 +20,8 @@ from bot.storage import Storage
 from bot.types import ChatKind, ChatRef, Platform, UserRef
 from config.settings import Settings, load_settings
 from model.types import WorkerBusy
-from tests.battles.helpers import FakeAnnouncer, VersionedGenerator
-from tests.fakes.generator import FakeGenerator
+from tests.fakes.announcer import FakeAnnouncer
+from tests.fakes.generator import FakeGenerator, VersionedGenerator
 from tests.helpers import db
 
 GROUP = ChatRef(Platform.TELEGRAM, "-1001", ChatKind.GROUP, "Jokers")

@@ -14,17 +14,12 @@ from pathlib import Path
 import pytest
 
 from bot.battles.service import BattleService
-from bot.core.service import BotCore
-from bot.runtime import Runtime
-from bot.serve import FrontEnd, NoFrontEndError, configured_platforms, run_serve
-from bot.types import ChatKind, ChatRef, IncomingSetup, OutgoingReply, Platform, ReplyKind, UserRef
+from bot.serve import NoFrontEndError, configured_platforms, run_serve
+from bot.types import ReplyKind
 from config import PunchlineError
 from config.settings import Settings
+from tests.fakes.front_end import FakeFrontEnd
 from tests.fakes.generator import FakeGenerator
-
-CHAT = ChatRef(Platform.TELEGRAM, "1", ChatKind.PRIVATE)
-USER = UserRef(Platform.TELEGRAM, "1", "Ann")
-
 
 # Generous: each wait ends as soon as its condition holds, so only a failing test waits this long.
 WAIT_S = 30.0
@@ -40,38 +35,6 @@ async def until(condition: Callable[[], object], what: str) -> None:
 
 def settings(tmp_path: Path, **kw) -> Settings:
     return Settings(storage={"path": tmp_path / "serve.db"}, telegram={"token": "123:abc"}, **kw)
-
-
-class FakeFrontEnd:
-    """Stands in for a chat front-end: answers setups through the core until stop."""
-
-    def __init__(self, setups: list[str] = (), fail: Exception | None = None):
-        self.setups = list(setups)
-        self.fail = fail
-        self.replies: list[OutgoingReply] = []
-        self.core: BotCore | None = None
-        self.battles = "unset"
-        self.started = asyncio.Event()
-        self.stopped = False
-
-    def factory(self, runtime: Runtime) -> list[FrontEnd]:
-        self.core, self.battles = runtime.core, runtime.battles
-        return [FrontEnd("fake", self.run)]
-
-    async def run(self, stop: asyncio.Event) -> None:
-        handlers = [asyncio.create_task(self._answer(text)) for text in self.setups]
-        self.started.set()
-        if self.fail is not None:
-            raise self.fail
-        await stop.wait()
-        await asyncio.gather(*handlers)  # like PTB: finish the updates in progress
-        self.stopped = True
-
-    async def _answer(self, text: str) -> None:
-        assert self.core is not None
-        reply = await self.core.handle_setup(IncomingSetup(CHAT, USER, text, True))
-        if reply is not None:
-            self.replies.append(reply)
 
 
 def test_serve_without_tokens_names_the_variables(tmp_path: Path) -> None:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 import pytest
 
-from bot.clock import ManualClock
 from bot.core.service import BotCore, has_words
 from bot.core.texts import MSG_BUSY, MSG_IN_FLIGHT, MSG_NOTHING
 from bot.storage import Storage
@@ -24,7 +22,6 @@ from bot.types import (
 from config.settings import Settings
 from model.text import clean_text
 from model.types import DeadlineExceeded, GenerationError, InvalidSetup, WorkerBusy
-from tests.fakes.generator import FakeGenerator
 from tests.helpers import db
 
 PRIVATE = ChatRef(Platform.TELEGRAM, "42", ChatKind.PRIVATE)
@@ -41,23 +38,6 @@ def setup_msg(
     message_id: str | None = "1",
 ) -> IncomingSetup:
     return IncomingSetup(chat, user, text, addressed, message_id)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def generator() -> FakeGenerator:
-    return FakeGenerator(["To get to the other side."], version="v7")
-
-
-@pytest.fixture
-async def storage(tmp_path: Path):
-    s = await Storage.open(tmp_path / "bot.db")
-    yield s
-    await s.close()
 
 
 def make_core(storage, generator, clock, **overrides) -> BotCore:

@@ -57,15 +57,6 @@ def make_settings(tmp_path: Path, **discord_settings: object) -> Settings:
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    store = await Storage.open(tmp_path / "bot.db")
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-@pytest.fixture
 def make_bot(tmp_path: Path, storage: Storage) -> Callable[..., Bot]:
     def make(**discord_settings: object) -> Bot:
         return Bot(make_settings(tmp_path, **discord_settings), storage)

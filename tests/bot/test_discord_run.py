@@ -20,29 +20,11 @@ from pydantic import SecretStr
 from bot.discord.client import DiscordStartError, PunchlineDiscord, build_intents, run_discord
 from config.errors import PunchlineError
 from config.settings import Settings, load_settings
+from tests.fakes.discord_clients import FailingClient, IdleClient
 
 
 def _settings(tmp_path: Path, **discord_settings: object) -> Settings:
     return load_settings(discord=discord_settings, storage={"path": str(tmp_path / "bot.db")})
-
-
-class IdleClient(PunchlineDiscord):
-    """Connects (pretend) and idles until closed, like a healthy gateway connection."""
-
-    started_with: str | None = None
-
-    async def start(self, token: str, *, reconnect: bool = True) -> None:
-        self.started_with = token
-        while not self.is_closed():
-            await asyncio.sleep(0.01)
-
-
-class FailingClient(PunchlineDiscord):
-    error: BaseException = RuntimeError("unset")
-
-    async def start(self, token: str, *, reconnect: bool = True) -> None:
-        await asyncio.sleep(0)
-        raise self.error
 
 
 def test_intents_need_no_privileged_ones_by_default() -> None:

@@ -7,8 +7,6 @@ import logging
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from bot.clock import ManualClock
 from bot.console.chat import run_chat
 from bot.core.service import BotCore
@@ -21,43 +19,12 @@ from bot.core.texts import (
 from bot.storage import Storage
 from bot.types import ChatKind, ChatRef, IncomingSetup, Platform, UserRef
 from config.settings import Settings
-from model.types import AdapterError, Generator, Punchline, Reloadable, WorkerClosed, WorkerStats
-from tests.fakes.generator import FakeGenerator
+from model.types import AdapterError, Generator, Reloadable, WorkerClosed
+from tests.fakes.generator import FakeGenerator, PlainGenerator
 
 CHAT = ChatRef(Platform.TELEGRAM, "42", ChatKind.PRIVATE)
 ADMIN = UserRef(Platform.TELEGRAM, "42", "Ann")
 OTHER = UserRef(Platform.TELEGRAM, "43", "Bob")
-
-
-class PlainGenerator:
-    """A Generator that cannot reload (a remote worker, say): punchlines only."""
-
-    def __init__(self) -> None:
-        self._inner = FakeGenerator(version="v7")
-
-    async def punchlines(
-        self, setup: str, n: int = 1, deadline: float | None = None, version: str | None = None
-    ) -> list[Punchline]:
-        return await self._inner.punchlines(setup, n, deadline, version)
-
-    def stats(self) -> WorkerStats:
-        return self._inner.stats()
-
-    @property
-    def versions(self) -> tuple[str, ...]:
-        return self._inner.versions
-
-
-@pytest.fixture
-async def storage(tmp_path: Path):
-    s = await Storage.open(tmp_path / "bot.db")
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-def generator() -> FakeGenerator:
-    return FakeGenerator(["To get to the other side."], version="v7")
 
 
 def make_core(storage: Storage, generator: Generator, **model: object) -> BotCore:
@@ -76,7 +43,7 @@ async def test_the_real_worker_swaps_through_the_core(storage) -> None:
     from config.settings import WorkerSettings
     from model.generation import GenerationParams
     from model.worker import InferenceWorker
-    from tests.model.fakes import FakeBackend, FakeLoader
+    from tests.fakes.backend import FakeBackend, FakeLoader
 
     loader = FakeLoader({None: FakeBackend("v1"), "v2": FakeBackend("v2")})
     worker = InferenceWorker(

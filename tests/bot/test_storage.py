@@ -9,25 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.clock import ManualClock
 from bot.storage import MIGRATIONS_DIR, Storage, StorageError, discover_migrations
 from bot.types import ChatKind, ChatRef, MessageRef, Platform, UserRef
 
 CHAT = ChatRef(Platform.TELEGRAM, "-100", ChatKind.GROUP, "Jokers")
 USER = UserRef(Platform.TELEGRAM, "42", "Ann")
 from tests.helpers import db
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-async def storage(tmp_path: Path):
-    s = await Storage.open(tmp_path / "bot.db")
-    yield s
-    await s.close()
 
 
 def _core_only_migrations(tmp_path: Path) -> Path:

@@ -33,8 +33,9 @@ from bot.telegram.handlers import (
     MSG_STALE_BUTTON,
     MSG_UNKNOWN_COMMAND,
 )
-from bot.types import ChatKind, ChatRef, IncomingSetup, MessageRef, OutgoingReply, Platform, UserRef
+from bot.types import ChatKind, ChatRef, MessageRef, Platform, UserRef
 from config.settings import Settings, load_settings
+from tests.fakes.broken_core import BrokenCore
 from tests.fakes.generator import FakeGenerator
 from tests.fakes.telegram_api import WAIT_TIMEOUT_S, ApiCall, FakeBotAPI
 from tests.helpers import db
@@ -490,16 +491,6 @@ async def test_server_errors_are_retried(bot: Bot, alice: dict) -> None:
     await bot.api.wait_for("getUpdates", lambda c: c.status == 500)
     later = bot.api.push_message(asked["chat"], alice, "Knock knock?")
     assert (await bot.reply_to(later)).params["text"] == PUNCHLINE
-
-
-class BrokenCore(BotCore):
-    """A core whose help and setup paths blow up: the front-end must still answer kindly."""
-
-    def help_text(self, platform: Platform, kind: ChatKind) -> str:
-        raise RuntimeError("help exploded: /etc/secret")
-
-    async def handle_setup(self, msg: IncomingSetup) -> OutgoingReply | None:
-        raise RuntimeError("setup exploded: /etc/secret")
 
 
 async def test_failing_handlers_answer_kindly_without_details(

@@ -31,9 +31,11 @@ What simcord models that matters here (checked against its source):
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import discord
@@ -206,3 +208,17 @@ async def simulated_discord(
         await env.shutdown()
     if env.check_errors and (errors := world.unexpected_errors()):
         raise ExceptionGroup(f"the bot raised {len(errors)} error(s) during the test", errors)
+
+
+class SimClock:
+    """The service's clock, following simcord's virtual time once the world runs."""
+
+    def __init__(self) -> None:
+        self.env: simcord.Env | None = None
+
+    def now(self) -> datetime:
+        assert self.env is not None, "the simulated world is not running yet"
+        return self.env.now()
+
+    def monotonic(self) -> float:
+        return time.monotonic()

@@ -141,3 +141,38 @@ class FakeGenerator:
         """Answer every waiting call with WorkerClosed, refuse new ones."""
         self.closed = True
         self.unblock()
+
+
+class VersionedGenerator(FakeGenerator):
+    """A fake generator with several adapter versions loaded; each answers in its own words."""
+
+    def __init__(self, versions: tuple[str, ...]):
+        super().__init__(["unused"], version=versions[0])
+        self._versions = versions
+
+    async def punchlines(self, setup, n=1, deadline=None, version=None):  # type: ignore[no-untyped-def]
+        lines = await super().punchlines(setup, n, deadline, version)
+        return [type(p)(f"{p.version} says: because reasons", p.version, p.score) for p in lines]
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        return self._versions
+
+
+class PlainGenerator:
+    """A Generator that cannot reload (a remote worker, say): punchlines only."""
+
+    def __init__(self) -> None:
+        self._inner = FakeGenerator(version="v7")
+
+    async def punchlines(
+        self, setup: str, n: int = 1, deadline: float | None = None, version: str | None = None
+    ) -> list[Punchline]:
+        return await self._inner.punchlines(setup, n, deadline, version)
+
+    def stats(self) -> WorkerStats:
+        return self._inner.stats()
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        return self._inner.versions

@@ -23,7 +23,7 @@ from model.types import (
     WorkerClosed,
 )
 from model.worker import InferenceWorker
-from tests.model.fakes import FakeBackend, FakeLoader, tag
+from tests.fakes.backend import FakeBackend, FakeLoader, tag
 
 PARAMS = GenerationParams(num_candidates=1)
 

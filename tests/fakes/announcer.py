@@ -1,4 +1,4 @@
-"""Test doubles for battles: a recording announcer and a generator with several versions."""
+"""A battle announcer that records what the battles show, and can fail like a platform."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 from bot.battles.models import View
 from bot.types import ChatRef
-from tests.fakes.generator import FakeGenerator
 
 
 @dataclass
@@ -74,19 +73,3 @@ class FakeAnnouncer:
                 await self.changed.wait()
 
         return await asyncio.wait_for(poll(), timeout)
-
-
-class VersionedGenerator(FakeGenerator):
-    """A fake generator with several adapter versions loaded; each answers in its own words."""
-
-    def __init__(self, versions: tuple[str, ...]):
-        super().__init__(["unused"], version=versions[0])
-        self._versions = versions
-
-    async def punchlines(self, setup, n=1, deadline=None, version=None):  # type: ignore[no-untyped-def]
-        lines = await super().punchlines(setup, n, deadline, version)
-        return [type(p)(f"{p.version} says: because reasons", p.version, p.score) for p in lines]
-
-    @property
-    def versions(self) -> tuple[str, ...]:
-        return self._versions

@@ -1,0 +1,16 @@
+"""A core whose help and setup paths blow up, for front-ends that must still answer kindly."""
+
+from __future__ import annotations
+
+from bot.core.service import BotCore
+from bot.types import ChatKind, IncomingSetup, OutgoingReply, Platform
+
+
+class BrokenCore(BotCore):
+    """A core whose help and setup paths blow up: the front-end must still answer kindly."""
+
+    def help_text(self, platform: Platform, kind: ChatKind) -> str:
+        raise RuntimeError("help exploded: /etc/secret")
+
+    async def handle_setup(self, msg: IncomingSetup) -> OutgoingReply | None:
+        raise RuntimeError("setup exploded: /etc/secret")
