@@ -22,7 +22,7 @@ class ChatKind(StrEnum):
 
 
 class Rating(StrEnum):
-    """The inline rating buttons, one per axis value (DESIGN decision 3)."""
+    """The inline rating buttons, one per axis value (docs/DESIGN.md, decision 3)."""
 
     FUNNY = "funny"
     MEH = "meh"

@@ -132,7 +132,7 @@ class StorageSettings(_Section):
 
 
 class RatingSettings(_Section):
-    """Which reaction emoji mean what (DESIGN decision 3). Anything else is ignored."""
+    """Which reaction emoji mean what (docs/DESIGN.md, decision 3). Anything else is ignored."""
 
     funny: StrList = Field(default_factory=lambda: ["🤣", "😂", "😁", "🔥", "💯", "👍", "❤", "❤️"])
     not_funny: StrList = Field(default_factory=lambda: ["😐", "🥱", "👎", "🤨", "😴"])

@@ -1,4 +1,4 @@
-"""`punchline.json`: what an adapter directory says about itself (DESIGN decision 2).
+"""`punchline.json`: what an adapter directory says about itself (docs/DESIGN.md, decision 2).
 
 Training writes it beside what `PeftModel.save_pretrained` writes; the worker reads it to learn
 the adapter's base model, prompt template and version id, which every reply then records.

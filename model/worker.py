@@ -1,6 +1,6 @@
 """The in-process inference worker: a bounded queue, a micro-batcher and one model thread.
 
-DESIGN decision 6, as code:
+docs/DESIGN.md, decision 6, as code:
 - `punchlines()` checks the request, puts it on a bounded queue and waits until its deadline.
   A full queue raises `WorkerBusy` at once.
 - One batcher task takes the first queued request and everything else already waiting (up to

@@ -1,4 +1,4 @@
-"""The feedback loop DESIGN.md promises: ratings collected by the bot → `punchline ratings export`
+"""The feedback loop docs/DESIGN.md promises: ratings collected by the bot → `punchline ratings export`
 → `punchline train --data` input. Only punchlines people liked become training data."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Turning jokes into model inputs: prompt -> input ids, punchline -> labels padded with -100.
 
 Every text goes through `model.prompt.build_prompt`/`clean_text` first (the same template as
-inference, DESIGN decision 1). Maximum lengths default to a high percentile of the data's own
+inference, docs/DESIGN.md, decision 1). Maximum lengths default to a high percentile of the data's own
 token lengths, so a rare very long joke does not set the padding for everyone.
 """
 

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Telegram sends reactions only to bots that ask for them by name (DESIGN decision 4). Edited
+# Telegram sends reactions only to bots that ask for them by name (docs/DESIGN.md, decision 4). Edited
 # messages and channel posts are left out on purpose: the bot never answers them.
 ALLOWED_UPDATES: list[str] = [
     Update.MESSAGE,

@@ -1,4 +1,4 @@
-"""The worker's promises (DESIGN decision 6) with a controllable fake backend on a real loop."""
+"""The worker's promises (docs/DESIGN.md, decision 6) with a controllable fake backend on a real loop."""
 
 from __future__ import annotations
 

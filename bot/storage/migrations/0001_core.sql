@@ -1,6 +1,6 @@
 -- Core schema: who talked, where, what they asked, what the bot answered, how people rated it.
 -- Timestamps are ISO-8601 UTC text. Platform ids are text (Telegram ints, Discord snowflakes).
--- Applied by bot/storage.py inside one transaction together with PRAGMA user_version = 1.
+-- Applied by bot/storage/schema.py inside one transaction together with PRAGMA user_version = 1.
 
 CREATE TABLE users (
     id          INTEGER PRIMARY KEY,

@@ -1,6 +1,6 @@
 -- Joke battles: rounds, entries, votes, pending secret entries and the Elo table of versions.
 -- Timestamps are ISO-8601 UTC text; platform ids are text. Deadlines live here so a restarted
--- bot resumes every open round (DESIGN decision 8). Queries: bot/battles/store.py.
+-- bot resumes every open round (docs/DESIGN.md, decision 8). Queries: bot/storage/battles.py, battle_entries.py, battle_results.py.
 
 CREATE TABLE battles (
     id                 INTEGER PRIMARY KEY,
