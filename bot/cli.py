@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full parser; each package adds its sub-commands."""
     from bot import commands as bot_commands
     from model import commands as model_commands
+    from model.broker import commands as fleet_commands
     from training import commands as training_commands
 
     parser = argparse.ArgumentParser(
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     training_commands.register(sub)
     model_commands.register(sub)
+    fleet_commands.register(sub)
     bot_commands.register(sub)
     return parser
 

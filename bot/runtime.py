@@ -4,8 +4,10 @@ battles → core, opened together and closed in reverse order.
     async with open_runtime(settings) as runtime:
         reply = await runtime.core.handle_setup(setup)
 
-The generator is the in-process worker (`model.worker`) unless one is given (tests pass a fake);
-the runtime starts it and closes it either way. Closing stops the battle timers first (rounds
+The generator is the in-process worker (`model.worker`), or, with `PUNCHLINE_BROKER__URL`, the
+remote generator that sends setups to `punchline worker` processes through Redis (then the
+per-person limits live in Redis too, so several bot processes apply one); tests pass a fake.
+The runtime starts the generator and closes it either way. Closing stops the battle timers first (rounds
 stay in the database), then the generator (which answers whatever is still queued), then the
 database.
 """
@@ -21,6 +23,7 @@ from typing import Protocol, runtime_checkable
 from bot.battles.service import BattleService
 from bot.clock import Clock, SystemClock
 from bot.core.access import Access
+from bot.core.limits import Limiter, RateLimiter
 from bot.core.service import BotCore
 from bot.storage import Storage
 from config.settings import Settings
@@ -51,10 +54,34 @@ class Runtime:
 
 
 def create_generator(settings: Settings) -> ManagedGenerator:
-    """The generator the settings ask for: the in-process worker (not started)."""
+    """The generator the settings ask for (not started): the remote one with a broker, else the
+    in-process worker."""
+    if settings.broker.url is not None:
+        from model.broker.remote import RemoteGenerator
+
+        return RemoteGenerator(settings)
     from model.worker import create_worker  # lazily: the model stack is heavy
 
     return create_worker(settings)
+
+
+@asynccontextmanager
+async def open_limiter(settings: Settings, clock: Clock) -> AsyncIterator[Limiter]:
+    """The per-person limiter: in Redis with a broker (shared by every bot process), else here."""
+    if settings.broker.url is None:
+        yield RateLimiter(settings.limits, clock)
+        return
+    from bot.coordination.limits import SharedRateLimiter
+    from model.broker.connection import connect
+
+    client = connect(settings.broker)
+    try:
+        # An in-flight mark outlives the longest request a little, should its process die.
+        yield SharedRateLimiter(
+            client, settings.broker, settings.limits, clock, settings.worker.timeout_s + 30
+        )
+    finally:
+        await client.aclose()
 
 
 @asynccontextmanager
@@ -82,8 +109,17 @@ async def open_runtime(
             if battles:
                 service = BattleService(settings, storage, generator, clock, access)
             sections = [service.stats_text] if service is not None else []
-            core = BotCore(settings, storage, generator, clock, access=access, stats_sections=sections)
-            yield Runtime(settings, clock, storage, generator, core, service)
+            async with open_limiter(settings, clock) as limiter:
+                core = BotCore(
+                    settings,
+                    storage,
+                    generator,
+                    clock,
+                    access=access,
+                    limiter=limiter,
+                    stats_sections=sections,
+                )
+                yield Runtime(settings, clock, storage, generator, core, service)
         finally:
             if service is not None:
                 await service.close()  # timers stop; rounds stay in the database

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import hashlib
 import logging
 import signal
 import threading
@@ -18,10 +20,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from bot.clock import Clock
 from bot.runtime import ManagedGenerator, Runtime, open_runtime
 from config.errors import PunchlineError
 from config.settings import Settings
+from model.broker.exposition import metrics_server
+from model.broker.meters import worker_stats_registry
 from model.types import Generator
 
 log = logging.getLogger(__name__)
@@ -62,11 +68,15 @@ def build_front_ends(runtime: Runtime) -> list[FrontEnd]:
     front_ends = []
     platforms = configured_platforms(runtime.settings)
     if "telegram" in platforms:
-        from bot.telegram.app import build_application, run_telegram
+        from bot.telegram.app import build_application
 
         application = build_application(runtime.settings, runtime.core, runtime.battles)
         front_ends.append(
-            FrontEnd("telegram", lambda stop: run_telegram(application, stop), lambda: application.running)
+            FrontEnd(
+                "telegram",
+                functools.partial(_run_telegram, application, runtime.settings),
+                lambda: application.running,
+            )
         )
     if "discord" in platforms:
         from bot.discord.client import build_client, run_discord
@@ -75,6 +85,30 @@ def build_front_ends(runtime: Runtime) -> list[FrontEnd]:
         token = runtime.settings.discord.token
         front_ends.append(FrontEnd("discord", lambda stop: run_discord(client, token, stop), client.is_ready))
     return front_ends
+
+
+async def _run_telegram(application: Any, settings: Settings, stop: asyncio.Event) -> None:
+    """Run Telegram; with a broker, poll only while holding the poller lease (one token allows
+    one getUpdates consumer, and several `punchline serve` processes may share a token)."""
+    from bot.telegram.app import run_telegram
+
+    if settings.broker.url is None:
+        await run_telegram(application, stop)
+        return
+    from bot.coordination.lease import Lease
+    from model.broker.connection import connect
+    from model.broker.keys import Keys
+
+    assert settings.telegram.token is not None
+    token_key = hashlib.sha256(settings.telegram.token.get_secret_value().encode()).hexdigest()[:16]
+    client = connect(settings.broker)
+    lease = Lease(
+        client, Keys(settings.broker.namespace).lease(f"telegram:{token_key}"), settings.broker.poll_lease_s
+    )
+    try:
+        await run_telegram(application, stop, lease)
+    finally:
+        await client.aclose()
 
 
 @contextlib.contextmanager
@@ -121,10 +155,30 @@ async def run_serve(
             await _serve(runtime, stop, front_ends, grace_s)
 
 
+def _metrics_registry(runtime: Runtime) -> CollectorRegistry:
+    meters = getattr(runtime.generator, "meters", None)  # the remote generator keeps its own
+    if meters is not None:
+        return meters.registry
+    return worker_stats_registry(runtime.generator.stats)
+
+
 async def _serve(runtime: Runtime, stop: asyncio.Event, front_ends: FrontEndFactory, grace_s: float) -> None:
     runners = front_ends(runtime)
     if not runners:
         raise NoFrontEndError("no front-end could be built from the settings")
+
+    def health() -> tuple[bool, dict[str, object]]:
+        ready = {fe.name: fe.ready() for fe in runners}
+        versions = list(runtime.generator.versions)
+        return all(ready.values()) and bool(versions), {"front_ends": ready, "versions": versions}
+
+    async with metrics_server(runtime.settings.metrics, _metrics_registry(runtime), health):
+        await _run_front_ends(runtime, runners, stop, grace_s)
+
+
+async def _run_front_ends(
+    runtime: Runtime, runners: list[FrontEnd], stop: asyncio.Event, grace_s: float
+) -> None:
     tasks = {asyncio.create_task(_run(fe, stop), name=fe.name): fe for fe in runners}
     stop_task = asyncio.create_task(stop.wait())
     try:

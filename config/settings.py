@@ -125,6 +125,46 @@ class WorkerSettings(_Section):
     stats_log_s: float = Field(default=60.0, ge=0)  # log the worker's counters this often; 0: never
 
 
+class BrokerSettings(_Section):
+    """Redis between bot processes and `punchline worker` processes (docs/DESIGN.md, decision 9).
+
+    Unset `url`: the in-process worker serves, as on one machine.
+    """
+
+    # redis://host:port/db, rediss://host:port/db (TLS) or unix:///path/to/redis.sock
+    url: SecretStr | None = None
+    # Every key starts with "{namespace}:", one Redis Cluster hash tag for all of them, so the
+    # multi-key scripts stay valid on a cluster; two deployments on one Redis use two namespaces.
+    namespace: str = Field(default="punchline", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    # Requests waiting (or being generated) per adapter version before new ones get "busy" at
+    # once. A few batches' worth: beyond that the wait alone would outlast most deadlines.
+    max_waiting: int = Field(default=256, ge=1)
+    # Workers refresh their heartbeat this often; one that misses `worker_ttl_s` is dead and its
+    # requests are claimed by a live worker. The TTL spans several beats so one slow beat is
+    # not a death.
+    heartbeat_s: float = Field(default=1.0, gt=0)
+    worker_ttl_s: float = Field(default=5.0, gt=0)
+    # A request delivered this many times (its workers kept dying on it) is answered "failed"
+    # and copied to the dead-letter stream instead of killing a fourth worker.
+    max_deliveries: int = Field(default=3, ge=1)
+    # How long `punchline reload` and /reload wait for every live worker to answer.
+    reload_timeout_s: float = Field(default=120.0, gt=0)
+    # Workers re-read the desired adapter set this often, in case they missed a notification.
+    resync_s: float = Field(default=10.0, gt=0)
+    # Calls to Redis give up after this long, so a dead broker costs a request this much at most.
+    op_timeout_s: float = Field(default=2.0, gt=0)
+    # The Telegram poller's lease: another `punchline serve` with the same token takes over within
+    # about this long after the poller dies.
+    poll_lease_s: float = Field(default=5.0, gt=0)
+
+
+class MetricsSettings(_Section):
+    """`/metrics` (Prometheus) and `/healthz` of `punchline serve` and `punchline worker`."""
+
+    port: int = Field(default=0, ge=0, le=65535)  # 0: off
+    host: str = "127.0.0.1"  # 0.0.0.0 to let a Prometheus on another host scrape it
+
+
 class StorageSettings(_Section):
     """SQLite storage."""
 
@@ -183,6 +223,8 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     ratings: RatingSettings = Field(default_factory=RatingSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     battles: BattleSettings = Field(default_factory=BattleSettings)

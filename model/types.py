@@ -60,6 +60,11 @@ class WorkerBusy(GenerationError):
     """The queue is full: try again in a moment. Raised at once, never after a wait."""
 
 
+class WorkerUnavailable(GenerationError):
+    """No worker serves the version right now (all down, or the broker unreachable): try again
+    in a moment. Raised at once, never after a wait."""
+
+
 class DeadlineExceeded(GenerationError):
     """The request's deadline passed before its punchline was ready."""
 

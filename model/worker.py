@@ -232,9 +232,19 @@ class InferenceWorker:
         """
         return await self._add(adapter_dir, make_current=True)
 
-    async def load_extra(self, adapter_dir: Path) -> str:
-        """Load another adapter version next to the current one (for battles between versions)."""
+    async def load_extra(self, adapter_dir: Path | None) -> str:
+        """Load another adapter version next to the current one (for battles between versions);
+        None loads the base model alone (version "base")."""
         return await self._add(adapter_dir, make_current=False)
+
+    async def make_current(self, version: str) -> None:
+        """Serve the loaded `version` by default from the next batch on; the old current version
+        stays loaded. Raises `GenerationError` for a version that is not loaded."""
+        if version not in self._backends:
+            raise GenerationError(f"version {version!r} is not loaded (loaded: {', '.join(self.versions)})")
+        if version != self._current:
+            self._current = version
+            self._loaded_at = datetime.now(UTC)
 
     async def unload(self, version: str) -> None:
         """Drop a loaded version other than the current one."""
@@ -245,11 +255,12 @@ class InferenceWorker:
             raise GenerationError(f"version {version!r} is not loaded")
         self._close_later(backend)
 
-    async def _add(self, adapter_dir: Path, make_current: bool) -> str:
+    async def _add(self, adapter_dir: Path | None, make_current: bool) -> str:
         if self._closed or not self._started:
             raise WorkerClosed("the model worker is not running")
         async with self._reload_lock:
-            backend = await self._load(self._load_thread, Path(adapter_dir), AdapterError)
+            path = None if adapter_dir is None else Path(adapter_dir)
+            backend = await self._load(self._load_thread, path, AdapterError)
             if self._closed:
                 await asyncio.get_running_loop().run_in_executor(None, backend.close)
                 raise WorkerClosed("the worker closed while the adapter was loading")

@@ -7,8 +7,9 @@ Tests that need the real tokenizer or joke data read their location from
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from bot.clock import ManualClock
 from bot.storage import Storage
 from config.settings import Settings
 from tests.fakes.generator import FakeGenerator
+from tests.fakes.redis_server import RedisServer
 
 SHARED_DATA_ENV = "PUNCHLINE_SHARED_DATA"
 
@@ -63,6 +65,22 @@ def generator() -> FakeGenerator:
 def settings(db_path: Path) -> Settings:
     """Default settings with the test's database (built directly: no environment, no .env)."""
     return Settings(storage={"path": db_path})
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the session (tests keep apart by namespace)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def broker_namespace(request: pytest.FixtureRequest) -> str:
+    """A namespace of the test's own, so tests sharing one Redis never see each other's keys."""
+    return "t" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:12]
 
 
 @pytest.fixture(scope="session")

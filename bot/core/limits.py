@@ -1,7 +1,9 @@
-"""Per-user limits: a token bucket, and one request in flight per user.
+"""Per-person limits: a token bucket, and one request in flight per person.
 
 The bucket holds `burst` tokens and refills at `per_minute` tokens a minute; a request takes
-one. Time comes from an injected `Clock` (monotonic), so tests move time by hand.
+one. `RateLimiter` keeps them in this process (time from an injected `Clock`, so tests move
+time by hand); `bot.coordination.limits.SharedRateLimiter` keeps the same rule in Redis, so
+several bot processes apply one limit. Both are a `Limiter`.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from bot.clock import Clock
 from config.settings import LimitSettings
@@ -28,6 +31,18 @@ class Decision:
     @property
     def ok(self) -> bool:
         return self.admission is Admission.OK
+
+
+class Limiter(Protocol):
+    """Admits a person's request or says why not. `acquire` then, always, `release`."""
+
+    async def acquire(self, key: str) -> Decision:
+        """Take a token and mark `key` in flight, or say why not (nothing taken then)."""
+        ...
+
+    async def release(self, key: str) -> None:
+        """The request of `key` is answered (successfully or not)."""
+        ...
 
 
 @dataclass(slots=True)
@@ -60,7 +75,7 @@ class RateLimiter:
             bucket.updated = now
         return bucket
 
-    def acquire(self, key: Hashable) -> Decision:
+    async def acquire(self, key: Hashable) -> Decision:
         """Take a token and mark `key` in flight, or say why not (nothing taken then)."""
         if key in self._in_flight:
             return Decision(Admission.IN_FLIGHT)
@@ -74,7 +89,7 @@ class RateLimiter:
             self._prune(now)
         return Decision(Admission.OK)
 
-    def release(self, key: Hashable) -> None:
+    async def release(self, key: Hashable) -> None:
         """The request of `key` is answered (successfully or not)."""
         self._in_flight.discard(key)
 

@@ -22,7 +22,7 @@ from bot.clock import Clock
 from bot.core import ratings, texts
 from bot.core.access import Access
 from bot.core.admin import AdminCommands
-from bot.core.limits import Admission, RateLimiter
+from bot.core.limits import Admission, Limiter, RateLimiter
 from bot.core.rating_desk import RatingDesk
 from bot.core.stats import StatsSection, stats_text
 from bot.storage import Storage
@@ -36,6 +36,7 @@ from model.types import (
     InvalidSetup,
     WorkerBusy,
     WorkerClosed,
+    WorkerUnavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,12 @@ class BotCore:
         clock: Clock,
         *,
         access: Access | None = None,
+        limiter: Limiter | None = None,
         stats_sections: Sequence[StatsSection] = (),
     ):
         """`stats_sections` add lines to /stats (battles add theirs), so the core needs to know
-        nothing of them; `access` is shared with the battles (built from settings if omitted)."""
+        nothing of them; `access` is shared with the battles (built from settings if omitted);
+        `limiter` is the in-process one unless several processes share one (the broker's)."""
         self.settings = settings
         self.storage = storage
         self.generator = generator
@@ -69,7 +72,7 @@ class BotCore:
         self.emoji_map = ratings.EmojiMap.from_settings(settings.ratings)
         self.ratings = RatingDesk(storage, clock, self.emoji_map)
         self.admin = AdminCommands(settings.model, self.access, generator)
-        self.limiter = RateLimiter(settings.limits, clock)
+        self.limiter = limiter or RateLimiter(settings.limits, clock)
         self.stats_sections = list(stats_sections)
         # The stricter of the two limits: the worker would refuse longer setups anyway.
         self.max_setup_chars = min(settings.limits.max_message_chars, settings.model.max_setup_chars)
@@ -101,8 +104,8 @@ class BotCore:
         if refusal is not None:
             await requests.finish(request_id, "refused", self.clock.now(), refusal)
             return OutgoingReply(ReplyKind.REFUSAL, refusal)
-        key = (msg.user.platform, msg.user.user_id)
-        decision = self.limiter.acquire(key)
+        key = f"{msg.user.platform}:{msg.user.user_id}"
+        decision = await self.limiter.acquire(key)
         if not decision.ok:
             line = (
                 texts.MSG_IN_FLIGHT
@@ -114,7 +117,7 @@ class BotCore:
         try:
             return await self._generate(msg, text, request_id)
         finally:
-            self.limiter.release(key)
+            await self.limiter.release(key)
 
     def _refusal(self, text: str) -> str | None:
         if not text:
@@ -130,7 +133,7 @@ class BotCore:
         deadline = self.clock.monotonic() + self.settings.worker.timeout_s
         try:
             found = await self.generator.punchlines(text, n=1, deadline=deadline)
-        except (WorkerBusy, DeadlineExceeded, WorkerClosed) as exc:
+        except (WorkerBusy, WorkerUnavailable, DeadlineExceeded, WorkerClosed) as exc:
             await requests.finish(request_id, "busy", self.clock.now(), type(exc).__name__)
             return OutgoingReply(ReplyKind.BUSY, texts.MSG_BUSY)
         except InvalidSetup as exc:

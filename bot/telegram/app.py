@@ -31,6 +31,7 @@ from telegram.ext import (
 )
 
 from bot.battles.service import BattleService
+from bot.coordination.lease import Lease
 from bot.core.service import BotCore
 from bot.telegram.battles import TelegramAnnouncer, TelegramBattleUI
 from bot.telegram.handlers import TelegramHandlers
@@ -180,10 +181,12 @@ async def _post_init(application: Application) -> None:
         )
 
 
-async def run_telegram(application: Application, stop: asyncio.Event) -> None:
+async def run_telegram(application: Application, stop: asyncio.Event, lease: Lease | None = None) -> None:
     """Run the bot on the current event loop until `stop` is set, then shut it down cleanly.
 
-    Raises `TelegramStartError` when the token is rejected or the Bot API cannot be reached.
+    With a `lease` (several `punchline serve` processes, one token), this process polls only
+    while it holds the lease, and waits to take over otherwise. Raises `TelegramStartError`
+    when the token is rejected or the Bot API cannot be reached.
     """
     runtime: _Runtime = application.bot_data[_RUNTIME_KEY]
     try:
@@ -199,18 +202,37 @@ async def run_telegram(application: Application, stop: asyncio.Event) -> None:
     try:
         if application.post_init is not None:
             await application.post_init(application)  # run_polling would; we own the loop
-        assert application.updater is not None
-        await application.updater.start_polling(
-            poll_interval=runtime.poll_interval,
-            timeout=int(runtime.poll_timeout),
-            allowed_updates=ALLOWED_UPDATES,
-            bootstrap_retries=3,
-        )
         await application.start()
-        log.info("Telegram bot @%s is polling", application.bot.username)
-        await stop.wait()
+        while not stop.is_set():
+            if lease is not None and not await lease.wait(stop):
+                break
+            await _poll(application, runtime, stop, lease)
     finally:
+        if lease is not None:
+            await lease.release()
         await _shut_down(application)
+
+
+async def _poll(
+    application: Application, runtime: _Runtime, stop: asyncio.Event, lease: Lease | None
+) -> None:
+    """Poll getUpdates until `stop` is set or the lease is lost."""
+    assert application.updater is not None
+    await application.updater.start_polling(
+        poll_interval=runtime.poll_interval,
+        timeout=int(runtime.poll_timeout),
+        allowed_updates=ALLOWED_UPDATES,
+        bootstrap_retries=3,
+    )
+    log.info("Telegram bot @%s is polling", application.bot.username)
+    try:
+        if lease is None:
+            await stop.wait()
+        else:
+            await lease.keep(stop)
+    finally:
+        if application.updater.running:
+            await application.updater.stop()
 
 
 async def _shut_down(application: Application) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from pathlib import Path
 
 from model.generation import Candidate, GenerationParams
@@ -25,7 +26,14 @@ class FakeBackend:
 
     prompt_template = DEFAULT_TEMPLATE
 
-    def __init__(self, version: str = "v1", *, open_gate: bool = True, fail_marker: str = "explode"):
+    def __init__(
+        self,
+        version: str = "v1",
+        *,
+        open_gate: bool = True,
+        fail_marker: str = "explode",
+        delay_s: float = 0.0,
+    ):
         self.version = version
         self.name = f"fake-{version}"
         self.gate = threading.Event()
@@ -35,6 +43,7 @@ class FakeBackend:
         self.calls: list[list[str]] = []
         self.candidates: list[int] = []  # n of each call
         self.fail_marker = fail_marker
+        self.delay_s = delay_s  # stands in for compute: each call takes this long
         self.closed = threading.Event()
 
     def generate(self, prompts: list[str], n: int, params: GenerationParams) -> list[list[Candidate]]:
@@ -43,6 +52,8 @@ class FakeBackend:
         self.entered.release()
         if not self.gate.wait(timeout=20):
             raise TimeoutError("test never opened the gate")
+        if self.delay_s:
+            time.sleep(self.delay_s)
         if any(self.fail_marker in p for p in prompts):
             raise RuntimeError("boom")
         out = []
