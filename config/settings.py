@@ -153,6 +153,8 @@ class BrokerSettings(_Section):
     resync_s: float = Field(default=10.0, gt=0)
     # Calls to Redis give up after this long, so a dead broker costs a request this much at most.
     op_timeout_s: float = Field(default=2.0, gt=0)
+    # Connections per client; a burst of calls queues for them (pipelining the commands).
+    max_connections: int = Field(default=32, ge=2)
     # The Telegram poller's lease: another `punchline serve` with the same token takes over within
     # about this long after the poller dies.
     poll_lease_s: float = Field(default=5.0, gt=0)

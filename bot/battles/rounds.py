@@ -179,8 +179,11 @@ class Rounds:
         decision = state.close_entry(
             battle, entries, now, self.settings.vote_seconds, self.settings.min_players, self.rng
         )
+        # Each phase change is written only if the round is still where it was, so when two
+        # bot processes (one Telegram token, a broker) both time it, one moves it and posts.
         if decision.phase is Phase.TOO_FEW:
-            await self.storage.battles.end(battle.id, Phase.TOO_FEW, now)
+            if not await self.storage.battles.end(battle.id, Phase.TOO_FEW, now):
+                return
             self.forget(battle.id)
             await self.close_buttons(battle, entries)
             view = views.too_few_view(battle, decision.players, self.settings.min_players)
@@ -188,7 +191,8 @@ class Rounds:
             log.info("battle %d ended: %d players", battle.id, decision.players)
             return
         assert decision.vote_deadline is not None
-        await self.storage.battles.open_voting(battle.id, decision.vote_deadline, decision.positions)
+        if not await self.storage.battles.open_voting(battle.id, decision.vote_deadline, decision.positions):
+            return
         voting = await self.storage.battles.get(battle.id)
         assert voting is not None
         entries = await self.storage.battle_entries.entries(battle.id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from config.errors import PunchlineError
 from config.settings import BrokerSettings
@@ -49,10 +49,15 @@ def connect(settings: BrokerSettings, *, blocking_s: float = 0.0, text: bool = T
     `blocking_s` is the longest BLOCK this client's callers use; its socket timeout allows for
     it. `text=False` gives bytes (adapter uploads).
     """
-    return Redis.from_url(
+    # A bounded pool that makes callers wait (up to the op timeout) for a free connection:
+    # a burst of calls shares a few connections instead of opening one each.
+    pool = BlockingConnectionPool.from_url(
         broker_url(settings),
+        max_connections=settings.max_connections,
+        timeout=settings.op_timeout_s,
         decode_responses=text,
         socket_timeout=settings.op_timeout_s + blocking_s,
         socket_connect_timeout=settings.op_timeout_s,
         health_check_interval=30,
     )
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes both

@@ -41,6 +41,8 @@ class BotApiMethods:
     _updates: list[JSON]
     _changed: asyncio.Condition
     _closing: bool
+    open_polls: int
+    max_open_polls: int
 
     async def _notify(self) -> None: ...
     def _chat(self, chat_id: Any) -> JSON: ...
@@ -76,6 +78,14 @@ class BotApiMethods:
         return {"url": "", "has_custom_certificate": False, "pending_update_count": len(self._updates)}
 
     async def _api_getupdates(self, params: JSON) -> list[JSON]:
+        self.open_polls += 1
+        self.max_open_polls = max(self.max_open_polls, self.open_polls)
+        try:
+            return await self._long_poll(params)
+        finally:
+            self.open_polls -= 1
+
+    async def _long_poll(self, params: JSON) -> list[JSON]:
         offset = int(params.get("offset") or 0)
         timeout = float(params.get("timeout") or 0)
         limit = int(params.get("limit") or 100)

@@ -88,6 +88,8 @@ class FakeBotAPI(Scripting, BotApiMethods):
         self._callback_ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self._closing = False
+        self.open_polls = 0  # getUpdates requests waiting right now
+        self.max_open_polls = 0  # the most ever open at once: one token allows one consumer
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self.port = 0
