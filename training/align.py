@@ -49,6 +49,7 @@ from training.runs import (
 from training.tokenization import MaxLengths
 
 if TYPE_CHECKING:
+    import torch
     from peft import PeftModel
     from transformers import PreTrainedTokenizerBase, TrainerCallback
 
@@ -267,10 +268,21 @@ def _load_policy(options: AlignOptions) -> "PeftModel":
             model = PeftModel.from_pretrained(base, str(options.adapter), is_trainable=True)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise AdapterError(f"cannot load adapter {options.adapter}: {str(exc).splitlines()[0]}") from None
+    disable_dropout(model)
+    return model
+
+
+def disable_dropout(model: "torch.nn.Module") -> None:
+    """No dropout anywhere: `nn.Dropout` modules (LoRA's included) and T5 attention's own rate,
+    a float it applies functionally. The log-ratio to the reference must measure the update,
+    not noise (TRL's trainers do the same)."""
+    import torch
+
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
-    return model
+        elif isinstance(getattr(module, "dropout", None), float):
+            module.dropout = 0.0
 
 
 def _features(

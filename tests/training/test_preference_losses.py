@@ -154,13 +154,20 @@ def prepared_dpo(policy: Any, tokenizer: Any) -> tuple[dict[str, Any], Preferenc
     return collator(features), collator
 
 
-def test_at_the_reference_dpo_is_ln2_and_kto_half(policy: Any, tokenizer: Any) -> None:
-    from peft.tuners.lora import LoraLayer
+def test_at_the_reference_dpo_is_ln2_and_kto_half(
+    tiny_base_model: Path, tokenizer: Any, tmp_path: Path
+) -> None:
+    """In training mode, with flan-t5's dropout rate (0.1) in the config: `disable_dropout`
+    must reach T5 attention's functional dropout too, or the log-ratio is noise."""
+    from peft import PeftModel
+    from transformers import AutoModelForSeq2SeqLM
 
-    for module in policy.modules():  # as `punchline align` does: no dropout in the log-ratio
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-    assert any(isinstance(m, LoraLayer) for m in policy.modules())
+    from training.align import disable_dropout
+
+    adapter = make_adapter(tiny_base_model, tmp_path / "parent", "v-parent", seed=3)
+    base = AutoModelForSeq2SeqLM.from_pretrained(tiny_base_model, dropout_rate=0.1)
+    policy = PeftModel.from_pretrained(base, str(adapter), is_trainable=True)
+    disable_dropout(policy)
     policy.train()
     batch, _ = prepared_dpo(policy, tokenizer)
     pairs_only = {k: v[:-1] for k, v in batch.items()}  # the last row is the replayed joke
