@@ -42,7 +42,7 @@ from typing import Generic, TypeVar
 
 from model.filters import dedupe_key
 from model.text import clean_text
-from training.feedback import BATTLE, PERSON, RATING, REPLY, FeedbackRow
+from training.feedback import BATTLE, KINDS, PERSON, RATING, REPLY, FeedbackRow
 from training.shares import cap_shares
 from training.split import question_key
 
@@ -188,7 +188,7 @@ class PreferenceData:
             "kto_undesirable": sum(not r.desirable for r in self.kto.train),
             "dpo_train": len(self.dpo.train),
             "dpo_eval": len(self.dpo.eval),
-            "feedback_rows": sum(self.summary.rows.values()),
+            "feedback_rows": sum(n for kind, n in self.summary.rows.items() if kind in KINDS),
         }
 
     def fingerprint(self) -> str:
@@ -220,7 +220,7 @@ def build_preferences(
     kept = [r for r in rows if not (r.rater and r.rater in options.exclude_raters)]
     if len(kept) < len(rows):
         summary.rows[OPTED_OUT] += len(rows) - len(kept)
-    items = _reply_items(kept, summary)
+    items = _reply_items(rows, options.exclude_raters, summary)
     _cap_rater_votes(items, options, summary)
     flags = _flags_by_punchline(items)
     kto = [row for item in items if (row := _verdict(item, flags, options, summary)) is not None]
@@ -277,7 +277,9 @@ class _Item:
     extra_flags: int = 0  # flags in aggregate rows beyond the per-rater ones (anonymous reactions)
 
 
-def _reply_items(rows: Sequence[FeedbackRow], summary: PreferenceSummary) -> list[_Item]:
+def _reply_items(
+    rows: Sequence[FeedbackRow], exclude: frozenset[str], summary: PreferenceSummary
+) -> list[_Item]:
     """One item per rated reply, then duplicates (same setup and punchline) merged."""
     replies: dict[str, FeedbackRow] = {}
     ratings: dict[str, list[FeedbackRow]] = defaultdict(list)
@@ -288,7 +290,7 @@ def _reply_items(rows: Sequence[FeedbackRow], summary: PreferenceSummary) -> lis
             ratings[row.id].append(row)
     merged: dict[tuple[str, str], _Item] = {}
     for reply_id in list(replies) + [i for i in ratings if i not in replies]:
-        item = _item(replies.get(reply_id), ratings.get(reply_id, []))
+        item = _item(replies.get(reply_id), ratings.get(reply_id, []), exclude)
         if not clean_text(item.punchline) or not dedupe_key(item.punchline):
             summary.kto[EMPTY] += 1
             continue
@@ -301,8 +303,13 @@ def _reply_items(rows: Sequence[FeedbackRow], summary: PreferenceSummary) -> lis
     return list(merged.values())
 
 
-def _item(reply: FeedbackRow | None, ratings: list[FeedbackRow]) -> _Item:
-    """The votes on one reply: its per-rater rows, else its aggregate counts as anonymous votes."""
+def _item(reply: FeedbackRow | None, ratings: list[FeedbackRow], exclude: frozenset[str]) -> _Item:
+    """The votes on one reply: its per-rater rows, else its aggregate counts as anonymous votes.
+
+    People in `exclude` cast no vote; their rows still tell which of the aggregate's flags were
+    theirs, so none of their flags comes back as an anonymous one, and a reply they alone rated
+    does not fall back to the aggregate (which would count them).
+    """
     head = reply or max(ratings, key=lambda r: r.created_at)
     latest: dict[str, FeedbackRow] = {}
     anonymous: list[FeedbackRow] = []
@@ -311,9 +318,9 @@ def _item(reply: FeedbackRow | None, ratings: list[FeedbackRow]) -> _Item:
             latest[rating.rater] = rating  # one voice per person: their latest
         else:
             anonymous.append(rating)
+    voices = [r for r in [*latest.values(), *anonymous] if r.rater not in exclude]
     votes = [
-        _Vote(r.rater, _sign(r.funniness, r.funny - r.not_funny), r.flagged, r.created_at)
-        for r in [*latest.values(), *anonymous]
+        _Vote(r.rater, _sign(r.funniness, r.funny - r.not_funny), r.flagged, r.created_at) for r in voices
     ]
     extra_flags = 0
     if reply is not None:
@@ -321,7 +328,8 @@ def _item(reply: FeedbackRow | None, ratings: list[FeedbackRow]) -> _Item:
         if not ratings:  # an older export: the aggregate is all there is
             votes = [_Vote("", 1, False, reply.created_at) for _ in range(reply.funny)]
             votes += [_Vote("", -1, False, reply.created_at) for _ in range(reply.not_funny)]
-        extra_flags = max(0, aggregate_flags - sum(v.flagged for v in votes))
+        personal_flags = sum(r.flagged for r in [*latest.values(), *anonymous])
+        extra_flags = max(0, aggregate_flags - personal_flags)
     created = max([head.created_at, *(r.created_at for r in ratings)])
     return _Item(head.setup, head.punchline, head.chat, created, votes, extra_flags)
 

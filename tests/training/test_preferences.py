@@ -199,6 +199,7 @@ def test_opted_out_people_are_never_used() -> None:
     )
     rows = [
         *rated_reply(1, "Q1?", "needs gone", {"a": 1, "gone": 1}),
+        *rated_reply(2, "Q2?", "only gone", {"gone": 1}, flagged_by=["gone"]),  # no fallback to the aggregate
         battle_entry(5, 50, "Q5?", "by gone", 3, 4, won=True, author_kind="person", rater="gone"),
         battle_entry(5, 51, "Q5?", "bot entry", 1, 4),
         battle_entry(6, 60, "Q6?", "bot wins", 3, 4, won=True),
@@ -206,10 +207,11 @@ def test_opted_out_people_are_never_used() -> None:
         battle_entry(6, 62, "Q6?", "classic loses", 0, 4, author_kind="classic"),
     ]
     data = build(rows, options)
-    assert data.kto.train == [] and data.summary.kto[p.TOO_FEW_RATERS] == 1
+    assert data.kto.train == [] and data.summary.kto[p.TOO_FEW_RATERS] == 2
     assert [(x.chosen, x.rejected) for x in data.dpo.train] == [("bot wins", "classic loses")]
     assert data.summary.dpo[p.WINNER_OPTED_OUT] == 1 and data.summary.dpo[p.OPTED_OUT] == 1
-    assert data.summary.rows[p.OPTED_OUT] == 3
+    assert data.summary.rows[p.OPTED_OUT] == 4
+    assert data.counts()["feedback_rows"] == 10
 
 
 # --- battles -> DPO pairs -------------------------------------------------------------------------
