@@ -21,6 +21,7 @@ The project's errors, where each lives, and what raises it:
   + DataError                         training/errors.py   a data file cannot be read
   + OutputExistsError                 training/errors.py   the output directory is not empty
   + TrainingError                     training/errors.py   a training run cannot go on
+    - NotEnoughFeedback               training/errors.py   too few preference examples to align
 
 The command line prints a PunchlineError as one line and exits 2 (`bot.cli`); the bot turns the
 ones that reach it into a friendly chat reply, never a traceback.

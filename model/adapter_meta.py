@@ -18,6 +18,7 @@ from model.prompt import DEFAULT_TEMPLATE
 from model.types import AdapterError
 
 METADATA_FILE = "punchline.json"
+SFT, KTO, DPO = "sft", "kto", "dpo"  # how an adapter was trained: `punchline train`, `punchline align`
 
 
 def new_version_id(now: datetime | None = None) -> str:
@@ -26,8 +27,49 @@ def new_version_id(now: datetime | None = None) -> str:
     return f"v{now:%Y%m%d-%H%M}-{secrets.token_hex(2)}"
 
 
+class GateCheck(BaseModel):
+    """One check of the offline gate (`training.gate`): the candidate's value against the
+    parent's, the limit it had to meet, and why it failed. `passed` None: skipped (`reason` says
+    why, e.g. no filter to measure with)."""
+
+    name: str
+    passed: bool | None
+    candidate: float | None = None
+    parent: float | None = None
+    limit: float | None = None
+    reason: str = ""
+
+
+class GateResult(BaseModel):
+    """The offline gate's verdict on a candidate adapter against its parent."""
+
+    passed: bool
+    parent_version: str
+    checks: list[GateCheck] = Field(default_factory=list)
+
+    @property
+    def failed(self) -> list[GateCheck]:
+        """The checks that failed (skipped ones are not failures)."""
+        return [c for c in self.checks if c.passed is False]
+
+    def describe(self) -> str:
+        """One line per check, then the verdict (what `punchline align` and `eval --parent` print)."""
+        lines = [f"gate against parent {self.parent_version}:"]
+        for check in self.checks:
+            mark = "skip" if check.passed is None else "pass" if check.passed else "FAIL"
+            values = ""
+            if check.candidate is not None:
+                values = f" candidate {check.candidate:.4g}"
+                values += f", parent {check.parent:.4g}" if check.parent is not None else ""
+                values += f", limit {check.limit:.4g}" if check.limit is not None else ""
+            lines.append(f"  {mark} {check.name}:{values}{' (' + check.reason + ')' if check.reason else ''}")
+        failed = ", ".join(c.name for c in self.failed)
+        lines.append("gate: passed" if self.passed else f"gate: FAILED ({failed})")
+        return "\n".join(lines)
+
+
 class AdapterMetadata(BaseModel):
-    """The adapter's identity card."""
+    """The adapter's identity card. Files written before a field existed load with its default."""
 
     version: str
     base_model: str
@@ -37,6 +79,9 @@ class AdapterMetadata(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     parent_version: str | None = None  # the adapter a refresh started from, if any
+    method: str = SFT  # SFT (`punchline train`), KTO or DPO (`punchline align`)
+    data_counts: dict[str, int] = Field(default_factory=dict)  # rows per split / kind it learned from
+    gate: GateResult | None = None  # the offline gate against the parent (aligned adapters)
 
     def save(self, directory: Path) -> Path:
         """Write `punchline.json` into `directory` and return its path."""

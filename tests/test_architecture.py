@@ -179,3 +179,10 @@ def test_front_ends_load_without_torch() -> None:
     loaded = _modules_after_import("; ".join(f"import {m}" for m in modules))
     assert "torch" not in loaded
     assert "transformers" not in loaded
+
+
+def test_preference_data_and_bradley_terry_are_pure_python() -> None:
+    """Building preference data and judging battles needs no ML library (the bot side calls both)."""
+    modules = ["training.feedback", "training.preferences", "training.replay", "bot.battles.bradley_terry"]
+    loaded = _modules_after_import("; ".join(f"import {m}" for m in modules))
+    assert not loaded & ML_LIBRARIES

@@ -15,3 +15,17 @@ class OutputExistsError(PunchlineError):
 
 class TrainingError(PunchlineError):
     """The training run cannot start or continue (bad option, nothing to resume, ...)."""
+
+
+class NotEnoughFeedback(TrainingError):
+    """`punchline align` (and `punchline refresh`) refuses: too few usable preference examples.
+
+    `method`, `have` and `need` say what was short; `summary` is the full account by reason.
+    """
+
+    def __init__(self, message: str, *, method: str, have: int, need: int, summary: str) -> None:
+        super().__init__(message)
+        self.method = method
+        self.have = have
+        self.need = need
+        self.summary = summary

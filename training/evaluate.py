@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from model.filters import is_echo, is_empty, words
 from training.dataset import prepare_data
@@ -21,6 +21,9 @@ from training.readers import Joke
 from training.tokenization import MaxLengths
 
 if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
     from training.generation import TunedModel
 
 EVAL_JSON = "eval.json"
@@ -139,23 +142,54 @@ def reply_stats(setups: Sequence[str], replies: Sequence[str]) -> ReplyStats:
 
 def mean_loss(tuned: "TunedModel", jokes: Sequence[Joke], lengths: MaxLengths, batch_size: int) -> float:
     """Token-weighted mean cross-entropy of the original punchlines under the current variant."""
+    return token_loss(
+        tuned.model, tuned.tokenizer, tuned.metadata.prompt_template, jokes, lengths, batch_size
+    )
+
+
+def token_loss(
+    model: "torch.nn.Module",
+    tokenizer: "PreTrainedTokenizerBase",
+    template: str,
+    jokes: Sequence[Joke],
+    lengths: MaxLengths,
+    batch_size: int,
+) -> float:
+    """Token-weighted mean cross-entropy of the jokes' punchlines under `model` (teacher forcing)."""
     import torch
 
     from training.tokenization import encode_jokes, make_collator
 
-    features = encode_jokes(tuned.tokenizer, jokes, tuned.metadata.prompt_template, lengths)
-    collate = make_collator(tuned.tokenizer)
+    device = next(model.parameters()).device
+    features = encode_jokes(tokenizer, jokes, template, lengths)
+    collate = make_collator(tokenizer)
     total, tokens = 0.0, 0
     for start in range(0, len(features), batch_size):
-        batch = collate(features[start : start + batch_size]).to(tuned.device)
+        batch = collate(features[start : start + batch_size]).to(device)
         with torch.no_grad():
-            logits = tuned.model(**batch).logits.float()
+            logits = model(**batch).logits.float()
         labels = batch["labels"]
         total += torch.nn.functional.cross_entropy(
             logits.view(-1, logits.size(-1)), labels.view(-1), ignore_index=-100, reduction="sum"
         ).item()
         tokens += int((labels != -100).sum())
     return total / max(1, tokens)
+
+
+def load_test_split(
+    data: Path, hyperparameters: dict[str, Any], limit: int | None
+) -> tuple[list[Joke], MaxLengths]:
+    """The test split of `data`, cleaned as the adapter's training data was, and its lengths."""
+    prepared = prepare_data(
+        data, max_answer_chars=int(hyperparameters.get("max_answer_chars", 200)), require_train=False
+    )
+    test = prepared.split.test[:limit] if limit else prepared.split.test
+    if not test:
+        raise DataError(f"{data} has no jokes in its test split: use a larger data file")
+    lengths = MaxLengths(
+        int(hyperparameters.get("max_source_length", 128)), int(hyperparameters.get("max_target_length", 64))
+    )
+    return test, lengths
 
 
 def evaluate(
@@ -165,14 +199,7 @@ def evaluate(
     from training.generation import generate_greedy, load_tuned
 
     tuned = load_tuned(base_model, adapter_dir)
-    hyper = tuned.metadata.hyperparameters
-    prepared = prepare_data(
-        data, max_answer_chars=int(hyper.get("max_answer_chars", 200)), require_train=False
-    )
-    test = prepared.split.test[:limit] if limit else prepared.split.test
-    if not test:
-        raise DataError(f"{data} has no jokes in its test split: use a larger data file")
-    lengths = MaxLengths(int(hyper.get("max_source_length", 128)), int(hyper.get("max_target_length", 64)))
+    test, lengths = load_test_split(data, tuned.metadata.hyperparameters, limit)
     setups = [j.question for j in test]
     scores: dict[bool, VariantScore] = {}
     replies: dict[bool, list[str]] = {}

@@ -6,7 +6,7 @@ Formats, detected by extension and content:
 - the bot's own ratings export, CSV or JSONL, with columns `setup,punchline` (and optionally
   `id`, `score` or `funniness`, `appropriateness`): punchlines people rated not funny
   (funniness <= 0) or flagged (appropriateness < 0.5) are skipped, so a refreshed adapter
-  learns from what landed;
+  learns from what landed (per-rater `rating` rows are skipped: their reply's row sums them);
 - r/Jokes JSON dumps `[{"title","body","id","score"}]` (or JSONL of such objects);
 - the rJokes TSV (optionally gzipped) `<label>\\t<title body>`, written with QUOTE_NONE and `\\`
   escapes; its question/answer boundary is lost, so only texts that split at the first "? " are
@@ -38,6 +38,7 @@ NOT_QA = "no question/answer split"
 _SCORE_COLUMNS = ("score", "rjokes_log_score", "funny_score", "funniness")
 RATED_NOT_FUNNY = "rated not funny"
 RATED_INAPPROPRIATE = "flagged inappropriate"
+PER_RATER = "per-rater rating (counted in its reply row)"
 MIN_APPROPRIATENESS = 0.5
 
 
@@ -71,13 +72,8 @@ class ReadResult:
 def read_jokes(path: Path | str) -> ReadResult:
     """Read a joke file of any supported format; raise `DataError` if it cannot be read at all."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"data file {path} does not exist")
-    if not path.is_file():
-        raise DataError(f"{path} is not a file")
-    text = _read_text(path)
-    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
-    ext = suffixes[-1] if suffixes else ""
+    text = read_text(path)
+    ext = extension(path)
     if ext == ".tsv":
         return _read_rjokes_tsv(path, text)
     if ext == ".jsonl":
@@ -98,7 +94,15 @@ def read_jokes(path: Path | str) -> ReadResult:
     return _read_csv(path, text)
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """The text of a data file (UTF-8, optionally gzipped); `DataError` with one line otherwise.
+
+    Shared by every reader of data files (jokes here, feedback in `training.feedback`).
+    """
+    if not path.exists():
+        raise DataError(f"data file {path} does not exist")
+    if not path.is_file():
+        raise DataError(f"{path} is not a file")
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -116,7 +120,13 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-def _score(value: object) -> float | None:
+def extension(path: Path) -> str:
+    """The lower-cased format extension (".csv", ".jsonl", ...), ignoring a trailing ".gz"."""
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    return suffixes[-1] if suffixes else ""
+
+
+def finite_number(value: object) -> float | None:
     """A finite float, or None for missing/unparseable scores."""
     if value is None or isinstance(value, bool):
         return None
@@ -129,10 +139,12 @@ def _score(value: object) -> float | None:
 
 def _rating_verdict(fields: Mapping[str, object]) -> str | None:
     """Why a row of the bot's ratings export should not become training data, or None."""
-    appropriateness = _score(fields.get("appropriateness"))
+    if str(fields.get("kind", "")).strip() == "rating":  # one person's vote; its reply row has them all
+        return PER_RATER
+    appropriateness = finite_number(fields.get("appropriateness"))
     if appropriateness is not None and appropriateness < MIN_APPROPRIATENESS:
         return RATED_INAPPROPRIATE
-    funniness = _score(fields.get("funniness"))
+    funniness = finite_number(fields.get("funniness"))
     if funniness is not None and funniness <= 0:
         return RATED_NOT_FUNNY
     return None
@@ -186,7 +198,7 @@ def _read_csv(path: Path, text: str) -> ReadResult:
                     id=row[id_col].strip() if id_col is not None else str(rows),
                     question=row[q_col],
                     answer=row[a_col],
-                    score=_score(row[score_col]) if score_col is not None else None,
+                    score=finite_number(row[score_col]) if score_col is not None else None,
                     source=fmt,
                 )
             )
@@ -216,7 +228,7 @@ def _from_record(record: object, index: int) -> Joke | str:
         return MALFORMED
     if source == "ratings" and (verdict := _rating_verdict(keys)) is not None:
         return verdict
-    score = next((_score(keys[c]) for c in _SCORE_COLUMNS if c in keys), None)
+    score = next((finite_number(keys[c]) for c in _SCORE_COLUMNS if c in keys), None)
     return Joke(id=rid, question=pair[0], answer=pair[1], score=score, source=source)
 
 
@@ -252,7 +264,8 @@ def _read_json(path: Path, text: str) -> ReadResult:
     return _collect(path, "json", data)
 
 
-def _jsonl_records(text: str) -> Iterator[object]:
+def jsonl_records(text: str) -> Iterator[object]:
+    """The JSON value of each non-blank line; None for a line that is not JSON."""
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -263,7 +276,7 @@ def _jsonl_records(text: str) -> Iterator[object]:
 
 
 def _read_jsonl(path: Path, text: str) -> ReadResult:
-    result = _collect(path, "jsonl", _jsonl_records(text))
+    result = _collect(path, "jsonl", jsonl_records(text))
     if result.rows and not result.jokes and result.skipped[MALFORMED] == result.rows:
         raise DataError(
             f"{path}: no line is a JSON object with setup/punchline, question/answer or title/body"
@@ -297,7 +310,7 @@ def _read_rjokes_tsv(path: Path, text: str) -> ReadResult:
             if not row:
                 continue
             rows += 1
-            label = _score(row[0]) if len(row) == 2 else None
+            label = finite_number(row[0]) if len(row) == 2 else None
             if label is None:
                 skipped[MALFORMED] += 1
                 continue

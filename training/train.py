@@ -12,20 +12,27 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from model.adapter_meta import AdapterMetadata, new_version_id
+from model.adapter_meta import SFT, AdapterMetadata, new_version_id
 from model.prompt import DEFAULT_TEMPLATE
 from training.cleaning import DEFAULT_MAX_ANSWER_CHARS
 from training.dataset import PreparedData, prepare_data
-from training.errors import OutputExistsError, TrainingError
+from training.errors import TrainingError
 from training.lora import LoraOptions, ParamCounts
+from training.runs import (
+    Schedule,
+    bf16_supported,
+    is_main_process,
+    prepare_output,
+    trainer_arguments,
+    world_size,
+    write_adapter_dir,
+)
 from training.tokenization import MaxLengths
 
 if TYPE_CHECKING:
@@ -34,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHECKPOINTS = "checkpoints"
 RUN_FILE = "run.json"  # options and data fingerprint of the run, checked by --resume
 
 
@@ -132,20 +138,6 @@ class TrainResult:
     is_main: bool = True  # False on the other processes of a multi-process run
 
 
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def bf16_supported() -> bool:
-    import torch
-
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-
-
 def _steps(options: TrainOptions, train_rows: int) -> tuple[int, int]:
     per_epoch = max(1, math.ceil(train_rows / (options.batch_size * world_size())))
     total = options.max_steps or math.ceil(per_epoch * options.epochs)
@@ -186,29 +178,6 @@ def plan(options: TrainOptions) -> Plan:
     return Plan(data, lengths, world_size(), per_epoch, total, count_parameters(model), bf16_supported())
 
 
-def _prepare_output(options: TrainOptions) -> Path | None:
-    """Check the output directory; return the checkpoint to resume from, if any."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    out = options.output
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"output {out} exists and is not a directory")
-    checkpoints = out / CHECKPOINTS
-    if options.resume:
-        last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
-        if last is None:
-            raise TrainingError(f"nothing to resume in {out}: it has no checkpoint; start without --resume")
-        return Path(last)
-    if out.is_dir() and any(out.iterdir()) and is_main_process():
-        if not options.force:
-            raise OutputExistsError(
-                f"output directory {out} already exists and is not empty: "
-                "use --force to overwrite it, --resume to continue its run, or another --output"
-            )
-        shutil.rmtree(checkpoints, ignore_errors=True)  # stale checkpoints must not be resumed
-    return None
-
-
 def _check_resume(options: TrainOptions, fingerprint: str) -> None:
     path = options.output / RUN_FILE
     if not path.is_file():
@@ -219,26 +188,6 @@ def _check_resume(options: TrainOptions, fingerprint: str) -> None:
             f"--resume: the data differs from the run in {options.output} "
             "(other file, --limit or cleaning options); use the same data or start anew with --force"
         )
-
-
-def _version_specific_args(checkpointing: bool) -> dict[str, Any]:
-    """Arguments whose names changed in transformers 5 (older releases use the old names)."""
-    from dataclasses import fields
-
-    from transformers import Seq2SeqTrainingArguments
-
-    names = {f.name for f in fields(Seq2SeqTrainingArguments)}
-    prefix = "activation" if "activation_checkpointing" in names else "gradient"
-    extra: dict[str, Any] = {
-        f"{prefix}_checkpointing": checkpointing,
-        f"{prefix}_checkpointing_kwargs": {"use_reentrant": False} if checkpointing else None,
-    }
-    # Length-grouped batches: less padding per batch.
-    if "train_sampling_strategy" in names:
-        extra["train_sampling_strategy"] = "group_by_length"
-    else:
-        extra["group_by_length"] = True
-    return extra
 
 
 def _load_model(options: TrainOptions) -> "PeftModel":
@@ -268,42 +217,23 @@ def _load_model(options: TrainOptions) -> "PeftModel":
 def _training_args(
     options: TrainOptions, per_epoch: int, total: int, has_validation: bool, resuming: bool
 ) -> "Seq2SeqTrainingArguments":
-    import torch
-    from transformers import Seq2SeqTrainingArguments
-
     # Evaluate (and checkpoint) once per epoch, or at the end when --max-steps ends earlier.
-    eval_every = min(per_epoch, total)
-    use_cuda = torch.cuda.is_available()
-    return Seq2SeqTrainingArguments(
-        output_dir=str(options.output / CHECKPOINTS),
-        num_train_epochs=options.epochs,
-        max_steps=options.max_steps or -1,
-        per_device_train_batch_size=options.batch_size,
-        per_device_eval_batch_size=options.batch_size * 2,
-        learning_rate=options.lr,
+    schedule = Schedule(
+        epochs=options.epochs,
+        max_steps=options.max_steps,
+        batch_size=options.batch_size,
+        lr=options.lr,
         warmup_steps=min(100, total // 20),
-        lr_scheduler_type="linear",
-        eval_strategy="steps" if has_validation else "no",
-        eval_steps=eval_every,
-        eval_on_start=has_validation and not resuming,  # the loss curve's starting point
-        save_strategy="steps",
-        save_steps=eval_every,
-        save_total_limit=1,
-        logging_steps=max(1, min(50, eval_every // 5)),
-        logging_first_step=True,
-        prediction_loss_only=True,  # the loss is all we need; keeping logits costs gigabytes
-        bf16=bf16_supported(),  # never fp16: T5 overflows to NaN
-        remove_unused_columns=False,
-        label_names=["labels"],
+        eval_every=min(per_epoch, total),
         seed=options.seed,
-        report_to="none",
-        dataloader_pin_memory=use_cuda,
-        ddp_find_unused_parameters=False,
-        # Without a GPU, several processes (torchrun/accelerate) still train as one, over gloo.
-        use_cpu=not use_cuda,
-        ddp_backend=None if use_cuda or world_size() == 1 else "gloo",
-        disable_tqdm=not options.progress,
-        **_version_specific_args(options.gradient_checkpointing),
+    )
+    return trainer_arguments(
+        options.output,
+        schedule,
+        has_validation=has_validation,
+        resuming=resuming,
+        progress=options.progress,
+        gradient_checkpointing=options.gradient_checkpointing,
     )
 
 
@@ -347,12 +277,11 @@ def run(options: TrainOptions, callbacks: Sequence["TrainerCallback"] = ()) -> T
     from transformers.trainer_utils import get_last_checkpoint
 
     from model.base_model import load_tokenizer
-    from training.artifacts import plot_loss, write_metrics
     from training.callbacks import InterruptCallback, SampleCallback
     from training.tokenization import choose_max_lengths, encode_jokes, make_collator
 
     _validate(options)
-    resume_from = _prepare_output(options)
+    resume_from = prepare_output(options.output, resume=options.resume, force=options.force)
     data = prepare_data(options.data, limit=options.limit, max_answer_chars=options.max_answer_chars)
     if resume_from is not None:
         _check_resume(options, data.fingerprint)
@@ -399,8 +328,6 @@ def run(options: TrainOptions, callbacks: Sequence["TrainerCallback"] = ()) -> T
     if not is_main:
         return TrainResult(options.output, False, step, metrics, is_main=False)
     out = options.output
-    trainer.model.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
     metadata = AdapterMetadata(
         version=new_version_id(),
         base_model=options.base_model,
@@ -408,9 +335,10 @@ def run(options: TrainOptions, callbacks: Sequence["TrainerCallback"] = ()) -> T
         data_fingerprint=data.fingerprint,
         hyperparameters=hyper,
         metrics=metrics,
+        method=SFT,
+        data_counts=data.split.counts(),
     )
-    metadata.save(out)
     counts = {"file": str(options.data), "read": data.read.rows, **data.split.counts()}
-    write_metrics(out, metrics, trainer.state.log_history, samples.samples, counts)
-    plot_loss(out, trainer.state.log_history, f"LoRA on {Path(options.base_model).name}")
+    title = f"LoRA on {Path(options.base_model).name}"
+    write_adapter_dir(out, trainer, tokenizer, metadata, metrics, samples.samples, counts, title)
     return TrainResult(out, False, step, metrics, version=metadata.version)

@@ -7,27 +7,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import ModelSettings, WorkerSettings
-from model.adapter_meta import AdapterMetadata
-
-
-def make_adapter(base_dir: Path, out: Path, version: str, seed: int, base_name: str | None = None) -> Path:
-    """Wrap the tiny T5 in LoRA (r=4 on q and v), perturb B so outputs change, save it."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForSeq2SeqLM
-
-    torch.manual_seed(seed)
-    base = AutoModelForSeq2SeqLM.from_pretrained(base_dir)
-    model = get_peft_model(
-        base, LoraConfig(r=4, lora_alpha=8, target_modules=["q", "v"], task_type="SEQ_2_SEQ_LM")
-    )
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0.0, 0.5)
-    model.save_pretrained(out)
-    AdapterMetadata(version=version, base_model=base_name or str(base_dir)).save(out)
-    return out
+from tests.fakes.adapters import make_adapter
 
 
 @pytest.fixture(scope="session")

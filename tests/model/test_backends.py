@@ -14,7 +14,7 @@ from model.generation import GenerationParams
 from model.loading import resolve_source
 from model.types import AdapterError, InvalidSetup, ModelLoadError
 from model.worker import create_worker
-from tests.model.conftest import make_adapter
+from tests.fakes.adapters import make_adapter
 
 pytestmark = pytest.mark.shared_data
 

@@ -202,7 +202,7 @@ async def test_the_real_worker_command_serves_and_reloads_the_tiny_model(
     redis_server: RedisServer, broker_namespace: str, tiny_base_model: Path, tmp_path: Path
 ) -> None:
     """`punchline worker`, `punchline reload` and `punchline status` as an operator runs them."""
-    from tests.model.conftest import make_adapter
+    from tests.fakes.adapters import make_adapter
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUNCHLINE_")}
     env.update(
