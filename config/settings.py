@@ -253,7 +253,19 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
+            name = env_name(err["loc"])
             got = err.get("input")
-            shown = "" if isinstance(got, dict) else f" (got {got!r})"
-            problems.append(f"{env_name(err['loc'])}: {err['msg']}{shown}")
+            # A mistyped variable is often a secret under the wrong name (…__TOKNE=123:ABC): the
+            # value of an unknown or secret-looking variable is never printed.
+            hidden = isinstance(got, dict) or err["type"] == "extra_forbidden" or looks_secret(name)
+            shown = "" if hidden else f" (got {got!r})"
+            problems.append(f"{name}: {err['msg']}{shown}")
         raise SettingsError("bad setting: " + "; ".join(problems)) from None
+
+
+_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY", "SALT", "URL", "CREDENTIAL")
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a variable's value may be a secret (URLs too: they can carry a password)."""
+    return any(word in name.upper() for word in _SECRET_WORDS)

@@ -18,6 +18,7 @@ from model.prompt import DEFAULT_TEMPLATE
 from model.types import AdapterError
 
 METADATA_FILE = "punchline.json"
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
 SFT, KTO, DPO = "sft", "kto", "dpo"  # how an adapter was trained: `punchline train`, `punchline align`
 
 
@@ -71,7 +72,9 @@ class GateResult(BaseModel):
 class AdapterMetadata(BaseModel):
     """The adapter's identity card. Files written before a field existed load with its default."""
 
-    version: str
+    # The version names cache directories and Redis keys, so it is a plain name: letters,
+    # digits, ".", "_" and "-", starting with a letter or digit (never "../" or a path).
+    version: str = Field(pattern=VERSION_PATTERN)
     base_model: str
     prompt_template: str = DEFAULT_TEMPLATE
     data_fingerprint: str = ""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from bot.core import texts
 from bot.core.access import Access
-from bot.types import UserRef
+from bot.types import Platform, UserRef
 from config.errors import PunchlineError
 from config.settings import ModelSettings
 from model.types import Generator, Reloadable
@@ -15,9 +16,18 @@ from model.types import Generator, Reloadable
 log = logging.getLogger(__name__)
 
 
+_PATH = re.compile(r"""[^\s'"(),;]*[/\\][^\s'"(),;]*""")
+
+
 def _first_line(text: str) -> str:
     lines = text.strip().splitlines()
     return lines[0].strip() if lines else ""
+
+
+def without_paths(text: str) -> str:
+    """`text` with every path cut to its last part: an error shown in a chat (a group, often)
+    says what went wrong without telling the chat how the server's disk is laid out."""
+    return _PATH.sub(lambda m: Path(m.group(0).rstrip("/\\")).name or "…", text)
 
 
 def serving_version(generator: Generator) -> str:
@@ -59,6 +69,8 @@ class AdminCommands:
         if path is None:
             return texts.MSG_RELOAD_NO_ADAPTER
         old = serving_version(generator)
+        # The console is the owner's own terminal; every chat gets names without paths.
+        shown = str if user.platform is Platform.CONSOLE else without_paths
         log.info("%s reloads the adapter from %s (serving %s)", who, path, old)
         try:
             new = await generator.reload(path)
@@ -68,13 +80,13 @@ class AdminCommands:
             reason = _first_line(str(exc)) or type(exc).__name__
             still = serving_version(generator)
             log.info("reload of %s by %s failed: %s; still serving %s", path, who, reason, still)
-            return texts.MSG_RELOAD_FAILED.format(path=path, reason=reason, old=still)
+            return texts.MSG_RELOAD_FAILED.format(path=shown(str(path)), reason=shown(reason), old=still)
         except Exception:
             log.exception("reload of %s by %s failed", path, who)
             return texts.MSG_RELOAD_FAILED.format(
-                path=path, reason=texts.MSG_RELOAD_UNEXPECTED, old=serving_version(generator)
+                path=shown(str(path)), reason=texts.MSG_RELOAD_UNEXPECTED, old=serving_version(generator)
             )
         log.info("%s reloaded the adapter: now serving %s from %s (was %s)", who, new, path, old)
         if new == old:
-            return texts.MSG_RELOADED_SAME.format(new=new, path=path)
+            return texts.MSG_RELOADED_SAME.format(new=new, path=shown(str(path)))
         return texts.MSG_RELOADED.format(new=new, old=old)

@@ -55,7 +55,7 @@ async def test_the_real_worker_swaps_through_the_core(storage) -> None:
         core = make_core(storage, worker)
         text = await core.admin.reload_adapter(ADMIN, "adapters/missing")
         assert text == (
-            "Could not load adapters/missing: adapter directory adapters/missing "
+            "Could not load missing: adapter directory missing "
             "does not exist; still serving v1."
         )
         assert await served_version(core) == "v1"
@@ -91,9 +91,9 @@ async def test_a_failed_load_keeps_the_old_version_and_says_why(storage, generat
         WorkerClosed("the model worker is not running"),
     )
     text = await core.admin.reload_adapter(ADMIN, "adapters/bad")
-    assert text == "Could not load adapters/bad: adapters/bad has no punchline.json; still serving v7."
+    assert text == "Could not load bad: bad has no punchline.json; still serving v7."
     text = await core.admin.reload_adapter(ADMIN, "adapters/v8")
-    assert text == "Could not load adapters/v8: the model worker is not running; still serving v7."
+    assert text == "Could not load v8: the model worker is not running; still serving v7."
     assert await served_version(core) == "v7"
 
 
@@ -101,7 +101,7 @@ async def test_an_unexpected_failure_is_said_without_its_details(storage, genera
     core = make_core(storage, generator)
     generator.fail_reload(RuntimeError("CUDA exploded at 0xdeadbeef"))
     text = await core.admin.reload_adapter(ADMIN, "adapters/v8")
-    assert text.startswith("Could not load adapters/v8: an unexpected error")
+    assert text.startswith("Could not load v8: an unexpected error")
     assert text.endswith("still serving v7.") and "CUDA" not in text
 
 
@@ -121,7 +121,7 @@ async def test_without_a_directory_the_configured_adapter_is_reloaded(storage, g
     assert await configured.admin.reload_adapter(ADMIN, None) == "Now serving current (was v7)."
     # Retrained in place (same version id): said as such, not "was current".
     text = await configured.admin.reload_adapter(ADMIN, "")
-    assert text == "Reloaded current from adapters/current (same version as before)."
+    assert text == "Reloaded current from current (same version as before)."
     assert generator.reloads == [Path("adapters/current")] * 2
 
 
@@ -148,7 +148,7 @@ async def test_console_reload_swaps_the_version_of_the_next_reply(tmp_path: Path
     )
     text = out.getvalue()
     assert status == 0
-    assert "Could not load /nowhere: /nowhere does not exist; still serving v1." in text
+    assert "Could not load /nowhere: /nowhere does not exist; still serving v1." in text  # the owner sees paths
     assert "Now serving V2 (was v1)." in text  # the path keeps its case
     assert MSG_RELOAD_NO_ADAPTER in text and HELP_ADMIN in text
     assert gen.reloads == [Path("/nowhere"), Path("adapters/V2")]

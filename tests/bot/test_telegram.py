@@ -35,6 +35,7 @@ from bot.telegram.handlers import (
 )
 from bot.types import ChatKind, ChatRef, MessageRef, Platform, UserRef
 from config.settings import Settings, load_settings
+from model.types import AdapterError
 from tests.fakes.broken_core import BrokenCore
 from tests.fakes.generator import FakeGenerator
 from tests.fakes.telegram_api import WAIT_TIMEOUT_S, ApiCall, FakeBotAPI
@@ -284,6 +285,15 @@ async def test_reload_swaps_the_adapter_for_admins_only(
         bob_help = api.push_command(group, bob, "help")
         assert "/reload" not in (await bot.reply_to(bob_help)).params["text"]
         assert bot.generator.reloads == [Path("adapters/v2")]
+
+
+async def test_a_failed_reload_in_a_group_shows_no_server_path(api: FakeBotAPI, tmp_path: Path, alice: dict) -> None:
+    async with running_bot(api, tmp_path / "reload.db", admin_ids=[alice["id"]]) as bot:
+        bot.generator.fail_reload(AdapterError("adapter directory /srv/punchline/adapters/v9 does not exist"))
+        asked = api.push_command(api.group_chat(), alice, "reload", "/srv/punchline/adapters/v9")
+        text = (await bot.reply_to(asked)).params["text"]
+    assert text == "Could not load v9: adapter directory v9 does not exist; still serving base."
+    assert "/srv" not in text
 
 
 async def test_worker_raising_gets_a_kind_message(bot: Bot, alice: dict) -> None:

@@ -75,3 +75,21 @@ def test_bad_value_names_the_variable(
     assert name in message
     assert says in message
     assert "\n" not in message
+
+
+def test_a_mistyped_or_secret_variable_never_has_its_value_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUNCHLINE_TELEGRAM__TOKNE", "123456:SECRET-value")  # a typo for TOKEN
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert "PUNCHLINE_TELEGRAM__TOKNE" in str(raised.value)
+    assert "SECRET-value" not in str(raised.value)
+    monkeypatch.delenv("PUNCHLINE_TELEGRAM__TOKNE")
+    monkeypatch.setenv("PUNCHLINE_BROKER__MAX_CONNECTIONS", "1")  # an ordinary value is shown
+    with pytest.raises(SettingsError, match=r"got '1'"):
+        load_settings()
+    monkeypatch.delenv("PUNCHLINE_BROKER__MAX_CONNECTIONS")
+    monkeypatch.setenv("PUNCHLINE_BROKER__URL", "redis://user:hunter2@host/0")
+    monkeypatch.setenv("PUNCHLINE_BROKER__NAMESPACE", "no spaces allowed")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert "hunter2" not in str(raised.value)
