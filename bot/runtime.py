@@ -98,7 +98,7 @@ async def open_runtime(
     cannot start; whatever was opened by then is closed again.
     """
     clock = clock or SystemClock()
-    storage = await Storage.open(settings.storage.path)
+    storage = await Storage.open(settings.storage.path, synchronous=settings.storage.synchronous)
     service: BattleService | None = None
     try:
         generator = generator or create_generator(settings)

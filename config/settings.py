@@ -171,6 +171,10 @@ class StorageSettings(_Section):
     """SQLite storage."""
 
     path: Path = Path("punchline.db")
+    # SQLite's `synchronous` in WAL mode. NORMAL: a killed process (kill -9, OOM, crash) loses
+    # nothing committed; a power cut or OS crash may lose the last transactions. FULL: those
+    # survive too, for one fsync per commit (slower writes).
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
 
 
 class RatingSettings(_Section):

@@ -52,11 +52,15 @@ class Storage:
         return self.database.path
 
     @classmethod
-    async def open(cls, path: Path | str, migrations_dir: Path | None = None) -> Storage:
-        """Open (creating if needed) and migrate the database at `path`.
+    async def open(
+        cls, path: Path | str, migrations_dir: Path | None = None, *, synchronous: str = "NORMAL"
+    ) -> Storage:
+        """Open (creating if needed), check and migrate the database at `path`.
 
         `migrations_dir` defaults to `bot/storage/migrations`; tests pass another to check
-        upgrades. Raises `StorageError` with the path when the file cannot be used.
+        upgrades. `synchronous` is SQLite's: NORMAL (the default) or FULL (see
+        `StorageSettings`). Raises `StorageError` with the path when the file cannot be used or
+        is corrupt.
         """
         path = Path(path)
         migrations = discover_migrations(migrations_dir or MIGRATIONS_DIR)
@@ -73,7 +77,8 @@ class Storage:
             raise StorageError(f"cannot open the database {path}: {exc}") from None
         db.row_factory = sqlite3.Row
         try:
-            await _configure(db, path)
+            await _configure(db, path, synchronous)
+            await _check_integrity(db, path)
             await migrate(db, path, migrations)
         except BaseException:
             await db.close()
@@ -108,11 +113,27 @@ class Storage:
         return problems
 
 
-async def _configure(db: aiosqlite.Connection, path: Path) -> None:
+async def _configure(db: aiosqlite.Connection, path: Path, synchronous: str) -> None:
+    if synchronous not in ("NORMAL", "FULL"):
+        raise StorageError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
     try:
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA foreign_keys = ON")
         await db.execute("PRAGMA busy_timeout = 5000")
-        await db.execute("PRAGMA synchronous = NORMAL")
+        await db.execute(f"PRAGMA synchronous = {synchronous}")  # one of two fixed words
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"{path} is not a usable SQLite database: {exc}") from None
+
+
+async def _check_integrity(db: aiosqlite.Connection, path: Path) -> None:
+    """`PRAGMA quick_check` at every start: a corrupt file stops start-up with one clear line
+    instead of failing requests one by one later."""
+    try:
+        async with db.execute("PRAGMA quick_check") as cur:
+            found = [str(row[0]) for row in await cur.fetchall()]
+    except sqlite3.DatabaseError as exc:
+        found = [str(exc)]
+    if found != ["ok"]:
+        raise StorageError(
+            f"the database {path} is corrupt ({found[0]}); restore a backup, or move it aside to start afresh"
+        )

@@ -216,3 +216,21 @@ async def test_reply_message_links(storage: Storage, clock) -> None:
         is None
     )
     assert await storage.requests.set_reply_message(12345, MessageRef(CHAT, "12"), clock.now()) is False
+
+
+async def test_a_corrupt_file_is_one_clear_error_at_start(tmp_path: Path, clock) -> None:
+    path = tmp_path / "bot.db"
+    s = await Storage.open(path)
+    for n in range(300):  # enough rows for the tables to span several pages
+        await s.requests.add(CHAT, USER, f"Setup number {n} with some words?", str(n), clock.now())
+    await s.close()
+    with sqlite3.connect(path) as raw:
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = raw.execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(path.read_bytes())
+    for offset in range(page_size * 3, page_size * 3 + 200):  # scribble over a b-tree page
+        data[offset] = 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(StorageError, match="corrupt") as raised:
+        await Storage.open(path)
+    assert str(path) in str(raised.value) and "\n" not in str(raised.value)
