@@ -20,7 +20,7 @@ WRITER = """
 import asyncio, sys
 from datetime import UTC, datetime
 from bot.storage import Storage
-from bot.types import ChatKind, ChatRef, Platform
+from bot.types import ChatKind, ChatRef, MessageRef, Platform, UserRef
 
 async def main(path):
     storage = await Storage.open(path)
@@ -52,6 +52,8 @@ async def test_kill_9_loses_nothing_acknowledged(tmp_path: Path) -> None:
         kill_at = rng.uniform(0.5, 1.5)
         while time.monotonic() - started < kill_at:
             line = await asyncio.to_thread(child.stdout.readline)
+            if not line:
+                raise AssertionError("the writer stopped on its own")
             if line.startswith(b"ack "):
                 acked.append(int(line.split()[1]))
         child.send_signal(signal.SIGKILL)
