@@ -70,6 +70,17 @@ class Battle:
     bot_outcome: BotOutcome | None = None
 
     @property
+    def message_for_phase(self) -> str | None:
+        """The message the current phase shows: announcement, ballot or results."""
+        if self.phase is Phase.ENTRY:
+            return self.entry_message_id
+        if self.phase is Phase.VOTING:
+            return self.vote_message_id
+        if self.phase is Phase.FINISHED:
+            return self.result_message_id
+        return None
+
+    @property
     def deadline(self) -> datetime | None:
         """The end of the current phase; None once the round is over."""
         if self.phase is Phase.ENTRY:

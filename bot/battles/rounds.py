@@ -220,16 +220,44 @@ class Rounds:
         await self.close_buttons(battle, entries)
         finished = await self.storage.battles.get(battle.id)
         assert finished is not None
+        await self._post_results(finished)
+        log.info("battle %d finished: %d votes, outcome %s", battle.id, score.total_votes, outcome)
+
+    async def _post_results(self, finished: Battle) -> None:
+        """The results message of a finished round, from what the database holds."""
+        entries = await self.storage.battle_entries.entries(finished.id)
+        scores = {s.entry_id: s for s in await self.storage.battle_entries.scores(finished.id)}
+        total = sum(s.votes for s in scores.values())
+        winner = next((s for s in scores.values() if s.won), None)
         result = RoundResult(
             finished,
-            tuple(EntryResult(e, score.of(e.id)) for e in entries),
-            score.total_votes,
-            score.unanimous,
-            outcome,
+            tuple(EntryResult(e, scores[e.id]) for e in entries if e.id in scores),
+            total,
+            winner is not None and winner.votes == total and total >= 2,
+            finished.bot_outcome,
         )
-        tally = await self.storage.battle_results.bot_tally(battle.chat.platform, battle.chat.chat_id)
+        tally = await self.storage.battle_results.bot_tally(finished.chat.platform, finished.chat.chat_id)
         await self.post(finished, views.results_view(result, tally), "result")
-        log.info("battle %d finished: %d votes, outcome %s", battle.id, score.total_votes, outcome)
+
+    async def post_missing(self, battle_id: int) -> bool:
+        """Post the round's message for its phase if it was never posted (a failed post, or a
+        crash between the phase change and the post); True when nothing is missing. A message
+        that was recorded as sent is never posted again."""
+        async with self.lock(battle_id):
+            battle = await self.storage.battles.get(battle_id)
+            if battle is None or battle.phase in (Phase.CANCELLED, Phase.TOO_FEW):
+                return True
+            if battle.phase is Phase.ENTRY and battle.entry_message_id is None:
+                await self.post_announcement(battle)
+            elif battle.phase is Phase.VOTING and battle.vote_message_id is None:
+                entries = await self.storage.battle_entries.entries(battle.id)
+                await self.post(battle, views.ballot_view(battle, entries, self.clock.now()), "vote")
+            elif battle.phase is Phase.FINISHED and battle.result_message_id is None:
+                await self._post_results(battle)
+            else:
+                return True
+            after = await self.storage.battles.get(battle_id)
+            return after is not None and after.message_for_phase is not None
 
     # -- the bot's entry --------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from bot.battles.polite import polite
 from bot.battles.pool import SetupPool, SetupPoolError
 from bot.battles.rounds import Announcer, Rounds
 from bot.battles.state import Refusal
-from bot.battles.timers import RoundTimers
+from bot.battles.timers import RETRY_S, RoundTimers
 from bot.clock import Clock
 from bot.core.access import Access
 from bot.core.ratings import verdict_for_rating
@@ -57,9 +57,11 @@ class BattleService:
         *,
         pool: SetupPool | None = None,
         rng: random.Random | None = None,
+        retry_s: float = RETRY_S,
     ):
         """`access` holds the allow-lists and admins; `rng` shuffles ballots and picks setups
-        (seed it in tests); `pool` replaces the setup file (tests)."""
+        (seed it in tests); `pool` replaces the setup file (tests); `retry_s` is the first wait
+        before a failed phase change (or post) is tried again."""
         self.settings = settings.battles
         self.max_setup_chars = settings.model.max_setup_chars
         self.storage = storage
@@ -71,7 +73,7 @@ class BattleService:
         )
         player = BotPlayer(settings.battles, storage, generator, clock)
         self.rounds = Rounds(settings.battles, storage, player, clock, self.rng)
-        self.timers = RoundTimers(self.rounds)
+        self.timers = RoundTimers(self.rounds, retry_s)
         self.entries = Entries(settings.battles, storage, clock, access, self.rounds, self.timers)
         self._chat_locks: dict[tuple[Platform, str], asyncio.Lock] = {}
         # A vote for the bot's entry is a "funny" rating of that punchline.
@@ -156,6 +158,7 @@ class BattleService:
             )
         async with self.rounds.lock(battle.id):
             await self.rounds.post_announcement(battle)
+        self.timers.ensure_posted(battle.id)  # tries again if the announcement did not go out
         self.rounds.start_bot_entry(battle)
         self.timers.schedule(battle)
         log.info("battle %d started in %s/%s", battle.id, chat.platform, chat.chat_id)

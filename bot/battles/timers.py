@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.battles import state
 from bot.battles.models import AuthorKind, Battle, Phase
@@ -24,15 +24,23 @@ log = logging.getLogger(__name__)
 CLOSE_GRACE_S = 10.0
 # Timers sleep at most this long between looks at the clock.
 MAX_TIMER_SLEEP_S = 60.0
+# A phase change that failed (the database locked by another process, a full disk) is tried
+# again after this, doubling up to the cap, until it goes through.
+RETRY_S = 1.0
+MAX_RETRY_S = 60.0
+# At start-up, results of rounds finished this recently that never went out are posted.
+RESULTS_RECOVERY = timedelta(days=1)
 
 
 class RoundTimers:
     """Arms, re-arms and stops the timers of open rounds."""
 
-    def __init__(self, rounds: Rounds):
+    def __init__(self, rounds: Rounds, retry_s: float = RETRY_S):
         self.rounds = rounds
+        self.retry_s = retry_s
         self._timers: dict[int, asyncio.Task[None]] = {}
         self._kicks: set[asyncio.Task[bool]] = set()  # referenced so they are not collected
+        self._reposts: dict[int, asyncio.Task[None]] = {}
         self._busy: set[int] = set()  # rounds whose phase is changing right now
         self._closed = False
 
@@ -48,6 +56,10 @@ class RoundTimers:
                 if not any(e.kind is AuthorKind.BOT for e in entries):
                     self.rounds.start_bot_entry(battle)
             self.schedule(battle)
+            self.ensure_posted(battle.id)
+        for finished in await storage.battles.unannounced_results(now - RESULTS_RECOVERY):
+            if finished.chat.platform in self.rounds.announcers:
+                self.ensure_posted(finished.id)
         if battles:
             log.info("resumed battles %s", ", ".join(str(b.id) for b in battles))
         return [b.id for b in battles]
@@ -71,6 +83,26 @@ class RoundTimers:
         self._timers[battle.id] = task
         task.add_done_callback(functools.partial(self._drop_timer, battle.id))
 
+    def ensure_posted(self, battle_id: int) -> None:
+        """Post the round's message for its phase if it is missing, trying again with backoff
+        until it is there (or the round moved on)."""
+        if self._closed or (battle_id in self._reposts and not self._reposts[battle_id].done()):
+            return
+        task = asyncio.create_task(self._repost(battle_id), name=f"battle-{battle_id}-repost")
+        self._reposts[battle_id] = task
+
+    async def _repost(self, battle_id: int) -> None:
+        delay = self.retry_s
+        while not self._closed:
+            try:
+                if await self.rounds.post_missing(battle_id):
+                    return
+                log.warning("battle %d: its message did not go out; trying again in %.1f s", battle_id, delay)
+            except Exception:
+                log.exception("battle %d: posting its message failed; trying again in %.1f s", battle_id, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RETRY_S)
+
     def stop(self, battle_id: int) -> None:
         """The round ended: its timer has nothing left to do."""
         task = self._timers.get(battle_id)
@@ -91,7 +123,7 @@ class RoundTimers:
         changing = [t for bid, t in self._timers.items() if bid in self._busy] + list(self._kicks)
         if changing:
             await asyncio.wait(changing, timeout=grace)
-        tasks = [*self._timers.values(), *self._kicks]
+        tasks = [*self._timers.values(), *self._kicks, *self._reposts.values()]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -99,30 +131,37 @@ class RoundTimers:
                 await task
         self._timers.clear()
         self._kicks.clear()
+        self._reposts.clear()
 
     async def _advance(self, battle: Battle) -> bool:
-        """Advance one round; re-arm it if it is still open. True when its phase changed."""
+        """Advance one round; re-arm it if it is still open, and see its new message out. True
+        when its phase changed."""
         after = await self.rounds.advance(battle.id)
         if after is not None and after.phase.is_open:
             self.schedule(after)
+        if after is not None and after.phase is not battle.phase and after.message_for_phase is None:
+            self.ensure_posted(after.id)
         return after is not None and after.phase is not battle.phase
 
     async def _timer(self, battle_id: int, deadline: datetime) -> None:
         clock = self.rounds.clock
-        try:
-            while (left := (deadline - clock.now()).total_seconds()) > 0:
-                await asyncio.sleep(min(left, MAX_TIMER_SLEEP_S))
+        while (left := (deadline - clock.now()).total_seconds()) > 0:
+            await asyncio.sleep(min(left, MAX_TIMER_SLEEP_S))
+        delay = self.retry_s
+        while not self._closed:
             self._busy.add(battle_id)
             try:
                 battle = await self.rounds.storage.battles.get(battle_id)
                 if battle is not None:
                     await self._advance(battle)
+                return
+            except Exception:
+                # The round must not stay stuck: log, wait, try again until it goes through.
+                log.exception("battle %d: moving the round on failed; trying again in %.0f s", battle_id, delay)
             finally:
                 self._busy.discard(battle_id)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("battle %d: the timer failed", battle_id)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RETRY_S)
 
     def _drop_timer(self, battle_id: int, task: asyncio.Task[None]) -> None:
         if self._timers.get(battle_id) is task:

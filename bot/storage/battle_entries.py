@@ -9,7 +9,7 @@ from datetime import datetime
 
 import aiosqlite
 
-from bot.battles.models import AuthorKind, Entry, Vote
+from bot.battles.models import AuthorKind, Entry, EntryScore, Vote
 from bot.storage.connection import Queries
 from bot.storage.people import upsert_user
 from bot.storage.ratings import write_reaction
@@ -100,6 +100,17 @@ class BattleEntryQueries(Queries):
             _ENTRY_SQL + " ORDER BY COALESCE(e.position, 0), e.id", (battle_id,)
         ) as cur:
             return [entry_from_row(r) for r in await cur.fetchall()]
+
+    async def scores(self, battle_id: int) -> list[EntryScore]:
+        """The stored outcome of every entry of a finished round."""
+        async with self.db.execute(
+            "SELECT id, votes, points, won, identical FROM battle_entries WHERE battle_id = ? AND votes IS NOT NULL",
+            (battle_id,),
+        ) as cur:
+            return [
+                EntryScore(r["id"], int(r["votes"]), int(r["points"] or 0), bool(r["won"]), bool(r["identical"]))
+                for r in await cur.fetchall()
+            ]
 
     # -- votes ----------------------------------------------------------------------------------
 

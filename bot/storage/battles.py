@@ -115,6 +115,14 @@ class BattleQueries(Queries):
             battles = [b for b in battles if b.chat.platform in wanted]
         return battles
 
+    async def unannounced_results(self, since: datetime) -> list[Battle]:
+        """Rounds finished since `since` whose results were never posted."""
+        async with self.db.execute(
+            "SELECT * FROM battles WHERE phase = 'finished' AND result_message_id IS NULL AND ended_at >= ? ORDER BY id",
+            (db_time(since),),
+        ) as cur:
+            return [battle_from_row(r) for r in await cur.fetchall()]
+
     async def by_message(self, platform: Platform, chat_id: str, message_id: str) -> Battle | None:
         """The round whose announcement, ballot or results is this message."""
         async with self.db.execute(

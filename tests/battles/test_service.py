@@ -3,6 +3,7 @@ and a hand-moved clock: whole rounds, bad input and restarts in each phase."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -495,3 +496,41 @@ async def test_the_bot_can_be_kept_out(world: World) -> None:
     world.service = make_service(world)
     battle_id = await start(world)
     assert world.generator.calls == [] and await world.service.storage.battle_entries.entries(battle_id) == []
+
+
+async def test_a_timer_survives_a_locked_database(tmp_path: Path) -> None:
+    """The phase change fails twice (another process holds the database past its busy timeout);
+    the timer tries again and the round moves on as soon as the database is writable."""
+    import sqlite3
+
+    from bot.clock import SystemClock
+
+    settings = load_settings(battles={"entry_seconds": 0.3, "vote_seconds": 30, "min_players": 2})
+    storage = await Storage.open(tmp_path / "bot.db")
+    generator = FakeGenerator([BOT_LINE], version="v1")
+    core = BotCore(settings, storage, generator, SystemClock())
+    service = BattleService(settings, storage, generator, SystemClock(), core.access, retry_s=0.05)
+    service.attach(Platform.TELEGRAM, FakeAnnouncer())
+    real_open_voting = storage.battles.open_voting
+    failures = []
+
+    async def locked_twice(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if len(failures) < 2:
+            failures.append(1)
+            raise sqlite3.OperationalError("database is locked")
+        return await real_open_voting(*args, **kwargs)
+
+    storage.battles.open_voting = locked_twice  # type: ignore[method-assign]
+    try:
+        assert (await service.start(GROUP, ALICE, SETUP)).ok
+        battle = await storage.battles.open_in_chat(GROUP.platform, GROUP.chat_id)
+        assert battle is not None
+        await service.entries.submit(battle.id, BOB, "Straw poll")
+        deadline = asyncio.get_running_loop().time() + 20
+        while (now := await storage.battles.get(battle.id)) is not None and now.phase is Phase.ENTRY:
+            assert asyncio.get_running_loop().time() < deadline, "the round never moved on"
+            await asyncio.sleep(0.05)
+        assert now is not None and now.phase is Phase.VOTING and len(failures) == 2
+    finally:
+        await service.close()
+        await storage.close()

@@ -62,12 +62,14 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def running_bot(api: FakeBotAPI, settings: Settings, clock: ManualClock) -> AsyncIterator[Running]:
+async def running_bot(
+    api: FakeBotAPI, settings: Settings, clock: ManualClock, *, retry_s: float = 0.05
+) -> AsyncIterator[Running]:
     """The whole Telegram bot with battles, as `punchline serve` wires it, until exit."""
     storage = await Storage.open(settings.storage.path)
     generator = FakeGenerator([BOT_LINE], version="v1")
     core = BotCore(settings, storage, generator, clock)
-    service = BattleService(settings, storage, generator, clock, core.access)
+    service = BattleService(settings, storage, generator, clock, core.access, retry_s=retry_s)
     application = build_application(settings, core, service)
     await service.resume()
     stop = asyncio.Event()
@@ -234,6 +236,55 @@ async def test_a_restart_mid_round_loses_nothing(api: FakeBotAPI, tmp_path: Path
     async with running_bot(api, settings, clock):
         results = await api.wait_for("sendMessage", sent_with("Battle #1 results"))
         assert "“After the restart” by Carol: 1 vote, 1100 points 🏆" in results.params["text"]
+
+
+async def test_a_ballot_post_that_fails_is_posted_again_and_never_twice(api: FakeBotAPI, tmp_path: Path) -> None:
+    group = api.group_chat(-100555, "Flaky")
+    alice, bob = api.user(41, "Alice"), api.user(42, "Bob")
+    async with running_bot(api, make_settings(api, tmp_path / "bot.db"), ManualClock()) as bot:
+        api.push_command(group, alice, "battle", SETUP)
+        announcement = await api.wait_for("sendMessage", sent_with("Joke battle #1"))
+        api.push_message(group, bob, "Straw poll", reply_to=announcement.result)
+        await api.wait_for("editMessageText", lambda c: "Bob" in c.params["text"])
+        # Telegram fails the ballot post more often than the sender retries (1 + 2 resends).
+        api.inject_error("sendMessage", status=502, retry_after=None, times=3)
+        await bot.pass_time(60)
+        ballot = await api.wait_for("sendMessage", sent_with("vote for the funniest"))  # posted again
+        query = api.push_callback(ballot.result, alice, f"1:vote:{position_of(ballot, 'Straw poll')}")
+        assert "counted" in await answer_to(api, query)
+        battle = await bot.service.storage.battles.get(1)
+        assert battle is not None and battle.vote_message_id == str(ballot.result["message_id"])
+    assert len(api.calls_of("sendMessage", sent_with("vote for the funniest"))) == 1
+
+
+async def test_results_never_posted_before_a_crash_are_posted_after_the_restart(
+    api: FakeBotAPI, tmp_path: Path
+) -> None:
+    group = api.group_chat(-100556, "Crashy")
+    alice, bob = api.user(43, "Alice"), api.user(44, "Bob")
+    clock = ManualClock()
+    settings = make_settings(api, tmp_path / "bot.db")
+    async with running_bot(api, settings, clock) as bot:
+        api.push_command(group, alice, "battle", SETUP)
+        announcement = await api.wait_for("sendMessage", sent_with("Joke battle #1"))
+        api.push_message(group, bob, "Straw poll", reply_to=announcement.result)
+        await api.wait_for("editMessageText", lambda c: "Bob" in c.params["text"])
+        await bot.pass_time(60)
+        await api.wait_for("sendMessage", sent_with("vote for the funniest"))
+        # Every post fails from now on, as if the process died right after finishing the round.
+        api.inject_error("sendMessage", status=403, retry_after=None, times=1000, description="Forbidden")
+        await bot.pass_time(30)
+        battle = await bot.service.storage.battles.get(1)
+        assert battle is not None and battle.phase is Phase.FINISHED and battle.result_message_id is None
+    api.clear_errors()  # Telegram works again
+    async with running_bot(api, settings, clock) as bot:
+        results = await api.wait_for("sendMessage", sent_with("Battle #1 results"))
+        assert "“Straw poll” by Bob" in results.params["text"]
+        battle = await bot.service.storage.battles.get(1)
+        assert battle is not None and battle.result_message_id == str(results.result["message_id"])
+    async with running_bot(api, settings, clock):  # a third start posts nothing again
+        await asyncio.sleep(0.3)
+    assert len(api.calls_of("sendMessage", sent_with("Battle #1 results"))) == 1
 
 
 async def test_cancel_leaderboard_and_commands_left_to_the_core(api: FakeBotAPI, tmp_path: Path) -> None:

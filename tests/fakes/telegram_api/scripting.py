@@ -270,3 +270,7 @@ class Scripting:
         return any(
             c.method == "getUpdates" and int(c.params.get("offset") or 0) > update_id for c in self.calls
         )
+
+    def clear_errors(self) -> None:
+        """Forget every injected error not answered yet."""
+        self._errors.clear()
