@@ -48,10 +48,14 @@ class ChatRef:
 
 @dataclass(frozen=True, slots=True)
 class UserRef:
+    """A person on a platform. `anonymous` is a group acting for an unknown person (Telegram's
+    anonymous admins): there is somebody, but nobody to credit an entry or a vote to."""
+
     platform: Platform
     user_id: str
     name: str = ""
     is_bot: bool = False
+    anonymous: bool = False
 
 
 @dataclass(frozen=True, slots=True)

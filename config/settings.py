@@ -208,6 +208,10 @@ class BattleSettings(_Section):
     win_bonus: int = Field(default=100, ge=0)
     unanimous_bonus: int = Field(default=200, ge=0)  # instead of win_bonus: every vote, 2 or more
     max_entry_chars: int = Field(default=200, ge=10)
+    # Entries a round takes at most. A ballot is one message, so fewer still fit where the
+    # platform's message limit says so (Discord: 2000 characters, about 6 entries of 200);
+    # later entries are refused with a message saying the round is full.
+    max_entries: int = Field(default=16, ge=2, le=25)
     # Adapter versions the bot fields when several are loaded (their wins feed the Elo table);
     # 1: only the current one; 0: the bot does not play.
     bot_versions: int = Field(default=2, ge=0, le=4)

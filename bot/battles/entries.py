@@ -3,8 +3,11 @@ secret by private message after the deep link. Part of `BattleService` (`service
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
 from bot.battles import state, views
-from bot.battles.models import Answer, Battle, EntryForm, RefusalReason
+from bot.battles.models import Answer, AuthorKind, Battle, EntryForm, RefusalReason
 from bot.battles.polite import polite
 from bot.battles.rounds import Rounds
 from bot.battles.state import Refusal
@@ -16,6 +19,13 @@ from bot.types import ChatRef, Platform, UserRef
 from config.settings import BattleSettings
 
 MSG_SAVE_FAILED = "Couldn't save your punchline — please try again."
+MSG_LINK_REFUSED = (
+    "That link doesn't work for you: its battle is over, or it belongs to a group you're not in."
+)
+
+# Whether a person belongs to a chat (Telegram: getChatMember), asked before a deep link tells
+# them anything about the round.
+MembershipCheck = Callable[[ChatRef, UserRef], Awaitable[bool]]
 _SORRY = Answer.refuse(views.MSG_RETRY)
 
 
@@ -39,18 +49,24 @@ class Entries:
         self.timers = timers
 
     @polite(Answer(MSG_SAVE_FAILED, ok=False), "store an entry")
-    async def submit(self, battle_id: int, user: UserRef, text: str | None) -> Answer:
-        """A person's entry (a new one replaces theirs) while the round takes entries."""
+    async def submit(
+        self, battle_id: int, user: UserRef, text: str | None, at: datetime | None = None
+    ) -> Answer:
+        """A person's entry (a new one replaces theirs) while the round takes entries. `at` is
+        when the platform says it was sent: an entry sent before the deadline counts even when
+        it reaches the bot later (after a restart, say)."""
         battle = await self.storage.battles.get(battle_id)
         if battle is None:
             return Answer.refuse(views.MSG_NO_SUCH_BATTLE, RefusalReason.UNKNOWN_BATTLE)
-        return await self._submit(battle, user, text)
+        return await self._submit(battle, user, text, at)
 
-    async def _submit(self, battle: Battle, user: UserRef, text: str | None) -> Answer:
+    async def _submit(
+        self, battle: Battle, user: UserRef, text: str | None, at: datetime | None = None
+    ) -> Answer:
         if not self.access.is_allowed(battle.chat, user):
             return Answer.refuse(views.MSG_NOT_PERMITTED, RefusalReason.NOT_PERMITTED)
         now = self.clock.now()
-        refusal = state.check_entry(battle, user, now)
+        refusal = state.check_entry(battle, user, sent_at(at, now))
         if refusal is not None:
             self.timers.kick_if_due(battle, now)
             return refusal.answer()
@@ -58,6 +74,9 @@ class Entries:
         if isinstance(cleaned, Refusal):
             return cleaned.answer()
         async with self.rounds.lock(battle.id):
+            full = await self._full(battle, user)
+            if full is not None:
+                return full
             try:
                 replaced = await self.storage.battle_entries.put_person_entry(battle.id, user, cleaned, now)
             except LookupError:
@@ -69,6 +88,22 @@ class Entries:
         if replaced:
             return Answer(f"Replaced your punchline for battle #{battle.id}.", replaced=True)
         return Answer(f"Your punchline is in for battle #{battle.id}. Good luck!")
+
+    async def _full(self, battle: Battle, user: UserRef) -> Answer | None:
+        """A refusal when the round already has as many entries as one ballot can show (room is
+        kept for the bot's entries and the classic); a replacement always fits."""
+        entries = await self.storage.battle_entries.entries(battle.id)
+        if any(e.is_by(user) for e in entries):
+            return None
+        capacity = views.ballot_capacity(battle, self.settings)
+        people = sum(1 for e in entries if e.kind is AuthorKind.PERSON)
+        if people < capacity - views.machine_slots(battle, self.settings):
+            return None
+        return Answer.refuse(
+            f"Battle #{battle.id} is full: a ballot shows {capacity} entries, and they are all in. "
+            "Vote for your favourite when voting opens!",
+            RefusalReason.ROUND_FULL,
+        )
 
     @polite(_SORRY, "check an entry")
     async def entry_form(self, chat: ChatRef, message_id: str, user: UserRef) -> EntryForm | Answer:
@@ -88,21 +123,33 @@ class Entries:
 
     @polite(None, "look up a battle message")
     async def submit_reply(
-        self, chat: ChatRef, replied_message_id: str, user: UserRef, text: str | None
+        self,
+        chat: ChatRef,
+        replied_message_id: str,
+        user: UserRef,
+        text: str | None,
+        at: datetime | None = None,
     ) -> Answer | None:
         """A reply to a round's announcement is an entry. None: not a reply to an announcement
         (the message is not for the battles)."""
         battle = await self.storage.battles.by_message(chat.platform, chat.chat_id, replied_message_id)
         if battle is None or battle.entry_message_id != replied_message_id:
             return None
-        return await self._submit(battle, user, text)
+        return await self._submit(battle, user, text, at)
 
     @polite(_SORRY, "open a secret entry")
-    async def begin_secret_entry(self, platform: Platform, battle_id: int, user: UserRef) -> Answer:
-        """The private deep link was opened: the person's next private message is their entry."""
-        battle = await self.storage.battles.get(battle_id)
-        if battle is None or battle.chat.platform is not platform:
-            return Answer.refuse(views.MSG_NO_SUCH_BATTLE, RefusalReason.UNKNOWN_BATTLE)
+    async def begin_secret_entry(
+        self, platform: Platform, token: str, user: UserRef, is_member: MembershipCheck
+    ) -> Answer:
+        """The private deep link was opened: the person's next private message is their entry.
+
+        Only a member of the round's group (`is_member`, the platform's verdict) learns which
+        round it is; anyone else gets the same answer as for a link that names no round, so a
+        link leaks neither the group's title nor its setup.
+        """
+        battle = await self.storage.battles.by_token(token)
+        if battle is None or battle.chat.platform is not platform or not await is_member(battle.chat, user):
+            return Answer.refuse(MSG_LINK_REFUSED, RefusalReason.UNKNOWN_BATTLE)
         refusal = state.check_entry(battle, user, self.clock.now())
         if refusal is not None:
             return refusal.answer()
@@ -114,7 +161,9 @@ class Entries:
         )
 
     @polite(Answer(MSG_SAVE_FAILED, ok=False), "take a secret entry")
-    async def submit_secret(self, platform: Platform, user: UserRef, text: str | None) -> Answer | None:
+    async def submit_secret(
+        self, platform: Platform, user: UserRef, text: str | None, at: datetime | None = None
+    ) -> Answer | None:
         """A private message after the deep link. None: the person has no entry pending (the
         message is an ordinary setup for the core)."""
         battles, entries = self.storage.battles, self.storage.battle_entries
@@ -125,7 +174,7 @@ class Entries:
         if battle is None:
             await entries.clear_pending(platform, user.user_id)
             return None
-        answer = await self._submit(battle, user, text)
+        answer = await self._submit(battle, user, text, at)
         # An empty or over-long entry keeps the slot open so they can send a better one.
         if answer.reason not in (RefusalReason.EMPTY_ENTRY, RefusalReason.LONG_ENTRY):
             await entries.clear_pending(platform, user.user_id)
@@ -138,3 +187,8 @@ class Entries:
             return None
         await self.storage.battle_entries.clear_pending(platform, user.user_id)
         return Answer("OK, I'm not waiting for a punchline from you any more.")
+
+
+def sent_at(platform_time: datetime | None, now: datetime) -> datetime:
+    """When an entry or vote was sent: the platform's stamp, unless it claims the future."""
+    return now if platform_time is None else min(platform_time, now)

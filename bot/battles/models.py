@@ -7,6 +7,7 @@ Everything here is plain data; the rules live in `state.py` and `scoring.py`, th
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -68,6 +69,7 @@ class Battle:
     vote_message_id: str | None = None  # the ballot with the vote buttons
     result_message_id: str | None = None
     bot_outcome: BotOutcome | None = None
+    entry_token: str | None = None  # names the round in its private deep link
 
     @property
     def message_for_phase(self) -> str | None:
@@ -188,6 +190,8 @@ class RefusalReason(StrEnum):
     BOTS_CANNOT_PLAY = "bots_cannot_play"
     NOT_ALLOWED = "not_allowed"  # e.g. /cancel by someone who may not
     NOT_PERMITTED = "not_permitted"  # outside the allow-lists: front-ends stay silent
+    ANONYMOUS = "anonymous"  # an anonymous admin: no person to credit
+    ROUND_FULL = "round_full"  # the round has as many entries as a ballot can show
     NOTHING_RUNNING = "nothing_running"
 
 
@@ -233,6 +237,7 @@ class ViewButton:
     label: str
     payload: str  # the callback data / custom id (bot.payloads)
     battle_id: int
+    token: str = ""  # the round's entry token (Telegram's deep link)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,17 +250,23 @@ class View:
 
 # --- deep links ----------------------------------------------------------------------------
 
-DEEP_LINK_PREFIX = "battle_"
-_DEEP_LINK = re.compile(r"battle_([1-9][0-9]{0,17})")
+DEEP_LINK_PREFIX = "b_"
+_DEEP_LINK = re.compile(r"b_([A-Za-z0-9_-]{16,43})")
 
 
-def deep_link_argument(battle_id: int) -> str:
+def new_entry_token() -> str:
+    """A token nobody can guess (96 random bits), fit for a Telegram /start parameter."""
+    return secrets.token_urlsafe(12)
+
+
+def deep_link_argument(token: str) -> str:
     """The `/start` argument of the Telegram deep link for a secret entry."""
-    return f"{DEEP_LINK_PREFIX}{battle_id}"
+    return f"{DEEP_LINK_PREFIX}{token}"
 
 
-def parse_deep_link(argument: str | None) -> int | None:
+def parse_deep_link(argument: str | None) -> str | None:
+    """The round token in a `/start` argument, None for anything else (old links included)."""
     if not argument:
         return None
     match = _DEEP_LINK.fullmatch(argument.strip())
-    return int(match.group(1)) if match else None
+    return match.group(1) if match else None

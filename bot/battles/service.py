@@ -18,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from datetime import datetime
 
 from bot.battles import state, views
 from bot.battles.elo import format_elo_table
-from bot.battles.entries import Entries
+from bot.battles.entries import Entries, sent_at
 from bot.battles.models import Answer, AuthorKind, Battle, Phase, RefusalReason, SetupSource
 from bot.battles.player import BotPlayer
 from bot.battles.polite import polite
@@ -253,7 +254,9 @@ class BattleService:
     # -- votes ----------------------------------------------------------------------------------
 
     @polite(Answer("Couldn't count that vote — please try again.", ok=False), "store a vote")
-    async def vote(self, chat: ChatRef, message_id: str, position: int, voter: UserRef) -> Answer:
+    async def vote(
+        self, chat: ChatRef, message_id: str, position: int, voter: UserRef, at: datetime | None = None
+    ) -> Answer:
         """A vote button pressed on `message_id` in `chat`, a message of the round (its
         ballot): one vote per person and round, changeable, never for their own entry. A button
         on any message that is not one of a round's in that chat is refused."""
@@ -262,15 +265,15 @@ class BattleService:
             return Answer.refuse(views.MSG_BAD_BUTTON, RefusalReason.UNKNOWN_BATTLE)
         if not self._permitted(battle.chat, voter):
             return Answer.refuse(views.MSG_NOT_PERMITTED, RefusalReason.NOT_PERMITTED)
-        return await self._vote(battle.id, position, voter)
+        return await self._vote(battle.id, position, voter, at)
 
-    async def _vote(self, battle_id: int, position: int, voter: UserRef) -> Answer:
+    async def _vote(self, battle_id: int, position: int, voter: UserRef, at: datetime | None) -> Answer:
         now = self.clock.now()
         async with self.rounds.lock(battle_id):
             battle = await self.storage.battles.get(battle_id)
             assert battle is not None
             entries = await self.storage.battle_entries.entries(battle.id)
-            chosen = state.check_vote(battle, voter, entries, position, now)
+            chosen = state.check_vote(battle, voter, entries, position, sent_at(at, now))
             if isinstance(chosen, Refusal):
                 self.timers.kick_if_due(battle, now)
                 return chosen.answer()

@@ -79,10 +79,16 @@ def is_due(battle: Battle, now: datetime) -> bool:
     return deadline is not None and now >= deadline
 
 
+ANONYMOUS_TEXT = "Anonymous admins can't play: there is nobody to credit. Post as yourself to join in."
+
+
 def check_entry(battle: Battle, user: UserRef, now: datetime) -> Refusal | None:
-    """Whether `user` may submit (or replace) an entry now."""
+    """Whether `user` may submit (or replace) an entry at `now` (the time the platform stamped
+    on it, when it has one)."""
     if user.is_bot:
         return Refusal(RefusalReason.BOTS_CANNOT_PLAY, "Bots can't play.")
+    if user.anonymous:
+        return Refusal(RefusalReason.ANONYMOUS, ANONYMOUS_TEXT)
     if battle.phase is not Phase.ENTRY or now >= battle.entry_deadline:
         return Refusal(RefusalReason.ENTRIES_CLOSED, f"Too late: entries for battle #{battle.id} are closed.")
     return None
@@ -124,6 +130,8 @@ def check_vote(
     """The entry a vote goes to, or why the vote does not count."""
     if voter.is_bot:
         return Refusal(RefusalReason.BOTS_CANNOT_PLAY, "Bots can't vote.")
+    if voter.anonymous:
+        return Refusal(RefusalReason.ANONYMOUS, ANONYMOUS_TEXT)
     if battle.phase is Phase.ENTRY:
         return Refusal(RefusalReason.NOT_VOTING, "Voting hasn't started yet.")
     if battle.phase is not Phase.VOTING or (battle.vote_deadline is not None and now >= battle.vote_deadline):

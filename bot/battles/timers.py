@@ -99,7 +99,9 @@ class RoundTimers:
                     return
                 log.warning("battle %d: its message did not go out; trying again in %.1f s", battle_id, delay)
             except Exception:
-                log.exception("battle %d: posting its message failed; trying again in %.1f s", battle_id, delay)
+                log.exception(
+                    "battle %d: posting its message failed; trying again in %.1f s", battle_id, delay
+                )
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RETRY_S)
 
@@ -157,7 +159,9 @@ class RoundTimers:
                 return
             except Exception:
                 # The round must not stay stuck: log, wait, try again until it goes through.
-                log.exception("battle %d: moving the round on failed; trying again in %.0f s", battle_id, delay)
+                log.exception(
+                    "battle %d: moving the round on failed; trying again in %.0f s", battle_id, delay
+                )
             finally:
                 self._busy.discard(battle_id)
             await asyncio.sleep(delay)

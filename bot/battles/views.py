@@ -22,6 +22,12 @@ from bot.battles.models import (
 from bot.payloads import EnterPayload, VotePayload, encode
 from bot.storage.battle_results import BotTally, LeaderRow
 from bot.types import Platform
+from config.settings import BattleSettings
+
+# The longest message each platform takes, and the most buttons on one message; a ballot is
+# one message, so a round takes no more entries than fit on it.
+MESSAGE_LIMITS = {Platform.TELEGRAM: 4096, Platform.DISCORD: 2000, Platform.CONSOLE: 4096}
+BUTTON_LIMITS = {Platform.TELEGRAM: 100, Platform.DISCORD: 25, Platform.CONSOLE: 100}
 
 # Answers to commands, shared by the commands and the entries.
 MSG_NOT_PERMITTED = "Sorry, I can't play with you here."
@@ -65,7 +71,7 @@ def entry_view(battle: Battle, entries: Sequence[Entry], now: datetime, max_char
             _players_line(entries),
         ]
     )
-    button = ViewButton(ButtonKind.ENTER, label, encode(EnterPayload()), battle.id)
+    button = ViewButton(ButtonKind.ENTER, label, encode(EnterPayload()), battle.id, battle.entry_token or "")
     return View(text, (button,))
 
 
@@ -174,3 +180,19 @@ def leaderboard_text(rows: Sequence[LeaderRow], tally: BotTally) -> str:
     if tally.rounds:
         lines.append(tally_line(tally))
     return "\n".join(lines)
+
+
+def ballot_capacity(battle: Battle, settings: BattleSettings) -> int:
+    """How many entries a ballot of this round can show in full on its platform: the message
+    limit after the ballot's own lines, the button limit, and `max_entries`."""
+    platform = battle.chat.platform
+    header = f"🗳️ Battle #{battle.id}: vote for the funniest punchline!\nSetup: {battle.setup}\n\n"
+    footer = "\nOne vote each, anyone may vote (not for your own entry); you can change it until voting closes in 59 min 59 s."
+    per_entry = len("99. ") + settings.max_entry_chars + 1
+    fits = (MESSAGE_LIMITS[platform] - len(header) - len(footer)) // per_entry
+    return max(1, min(fits, BUTTON_LIMITS[platform], settings.max_entries))
+
+
+def machine_slots(battle: Battle, settings: BattleSettings) -> int:
+    """Ballot places kept for entries that are not people's: the bot's versions, the classic."""
+    return settings.bot_versions + (1 if battle.classic else 0)

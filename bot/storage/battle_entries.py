@@ -108,7 +108,9 @@ class BattleEntryQueries(Queries):
             (battle_id,),
         ) as cur:
             return [
-                EntryScore(r["id"], int(r["votes"]), int(r["points"] or 0), bool(r["won"]), bool(r["identical"]))
+                EntryScore(
+                    r["id"], int(r["votes"]), int(r["points"] or 0), bool(r["won"]), bool(r["identical"])
+                )
                 for r in await cur.fetchall()
             ]
 

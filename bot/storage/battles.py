@@ -17,6 +17,7 @@ from bot.battles.models import (
     Phase,
     RoundScore,
     SetupSource,
+    new_entry_token,
 )
 from bot.battles.scoring import same_text_key
 from bot.storage.connection import Queries
@@ -44,6 +45,7 @@ def battle_from_row(row: sqlite3.Row) -> Battle:
         vote_message_id=maybe_str(row["vote_message_id"]),
         result_message_id=maybe_str(row["result_message_id"]),
         bot_outcome=None if row["bot_outcome"] is None else BotOutcome(row["bot_outcome"]),
+        entry_token=row["entry_token"],
     )
 
 
@@ -68,7 +70,7 @@ class BattleQueries(Queries):
                 async with db.execute(
                     "INSERT INTO battles (platform, chat_id, chat_kind, chat_title, starter_id, "
                     "starter_name, setup, setup_key, source, classic, phase, created_at, "
-                    "entry_deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'entry', ?, ?) "
+                    "entry_deadline, entry_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'entry', ?, ?, ?) "
                     "RETURNING id",
                     (
                         str(chat.platform),
@@ -83,6 +85,7 @@ class BattleQueries(Queries):
                         classic,
                         db_time(now),
                         db_time(entry_deadline),
+                        new_entry_token(),
                     ),
                 ) as cur:
                     row = await cur.fetchone()
@@ -93,6 +96,12 @@ class BattleQueries(Queries):
 
     async def get(self, battle_id: int) -> Battle | None:
         async with self.db.execute("SELECT * FROM battles WHERE id = ?", (battle_id,)) as cur:
+            row = await cur.fetchone()
+        return battle_from_row(row) if row else None
+
+    async def by_token(self, token: str) -> Battle | None:
+        """The round a private deep link names."""
+        async with self.db.execute("SELECT * FROM battles WHERE entry_token = ?", (token,)) as cur:
             row = await cur.fetchone()
         return battle_from_row(row) if row else None
 

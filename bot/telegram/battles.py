@@ -8,8 +8,9 @@ pending) lets it through.
 - `/battle [setup]`, `/cancel`, `/leaderboard` in groups;
 - a reply to a round's announcement is an entry; the bot deletes it when it has the right, so
   nobody sees the text before voting;
-- the announcement's button is a deep link `https://t.me/<bot>?start=battle_<id>`: `/start
-  battle_<id>` in the private chat opens a secret entry, and the next private text is the entry;
+- the announcement's button is a deep link `https://t.me/<bot>?start=b_<token>` (a random token
+  per round): `/start b_<token>` in the private chat opens a secret entry for members of that
+  group, and the next private text is the entry;
 - the ballot's vote buttons carry `bot.payloads.VotePayload`; the ballot message names the round.
 """
 
@@ -27,7 +28,7 @@ from bot.payloads import EnterPayload, VotePayload
 from bot.telegram.convert import chat_ref, command_argument, sender, user_ref
 from bot.telegram.keyboards import battle_keyboard
 from bot.telegram.sender import TelegramSender
-from bot.types import ChatKind, ChatRef, Platform
+from bot.types import ChatKind, ChatRef, Platform, UserRef
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +115,19 @@ class TelegramBattleUI:
         raise ApplicationHandlerStop
 
     async def on_start_battle(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """`/start battle_<id>` from the deep link: open a secret entry."""
+        """`/start b_<token>` from the deep link: open a secret entry (members of the round's
+        group only; getChatMember says who is)."""
         message = update.effective_message
         assert message is not None
         user = sender(message)
-        battle_id = parse_deep_link(context.args[0] if context.args else None)
-        if user is None or battle_id is None:
+        token = parse_deep_link(context.args[0] if context.args else None)
+        if user is None or token is None:
             return  # an ordinary /start: the core's help answers it
-        answer = await self.service.entries.begin_secret_entry(Platform.TELEGRAM, battle_id, user)
+
+        async def is_member(chat: ChatRef, person: UserRef) -> bool:
+            return await _is_member(context.bot, int(chat.chat_id), int(person.user_id))
+
+        answer = await self.service.entries.begin_secret_entry(Platform.TELEGRAM, token, user, is_member)
         await self._reply(message, answer)
         raise ApplicationHandlerStop
 
@@ -138,7 +144,7 @@ class TelegramBattleUI:
         if replied.from_user.id != context.bot.id:
             return
         answer = await self.service.entries.submit_reply(
-            chat_ref(message.chat), str(replied.message_id), user, message.text
+            chat_ref(message.chat), str(replied.message_id), user, message.text, message.date
         )
         if answer is None:
             return
@@ -158,7 +164,7 @@ class TelegramBattleUI:
         user = sender(message)
         if user is None:
             return
-        answer = await self.service.entries.submit_secret(Platform.TELEGRAM, user, message.text)
+        answer = await self.service.entries.submit_secret(Platform.TELEGRAM, user, message.text, message.date)
         if answer is None:
             return
         await self._reply(message, answer)
@@ -178,6 +184,18 @@ class TelegramBattleUI:
 
     async def _reply(self, message: Message, answer: Answer) -> None:
         await self.sender.send(message.chat_id, answer.text, reply_to=message.message_id)
+
+
+async def _is_member(bot: Bot, chat_id: int, user_id: int) -> bool:
+    """Whether the person belongs to the group now (a failed check counts as no)."""
+    try:
+        member = await bot.get_chat_member(chat_id, user_id)
+    except TelegramError as exc:
+        log.info("could not check membership in %s: %r", chat_id, exc)
+        return False
+    if member.status == ChatMember.RESTRICTED:
+        return bool(getattr(member, "is_member", False))
+    return member.status in (ChatMember.MEMBER, ChatMember.ADMINISTRATOR, ChatMember.OWNER)
 
 
 async def _is_chat_admin(bot: Bot, message: Message) -> bool:

@@ -50,8 +50,11 @@ def user_ref(user: User) -> UserRef:
 
 
 def actor_chat_ref(chat: Chat) -> UserRef:
-    """An anonymous group admin or a channel acting as a user: the chat stands for the person."""
-    return UserRef(Platform.TELEGRAM, str(chat.id), clean_text(chat.title or chat.username or ""), False)
+    """An anonymous group admin or a channel acting as a user: the chat stands for the person,
+    marked anonymous (battles credit no entry or vote to it)."""
+    return UserRef(
+        Platform.TELEGRAM, str(chat.id), clean_text(chat.title or chat.username or ""), False, True
+    )
 
 
 def message_ref(chat: Chat, message_id: int) -> MessageRef:

@@ -39,7 +39,9 @@ def battle_keyboard(view: View, bot_username: str) -> InlineKeyboardMarkup | Non
     votes: list[InlineKeyboardButton] = []
     for button in view.buttons:
         if button.kind is ButtonKind.ENTER:
-            link = f"https://t.me/{bot_username}?start={deep_link_argument(button.battle_id)}"
+            if not button.token:
+                continue  # a round from before entry tokens: replies still work
+            link = f"https://t.me/{bot_username}?start={deep_link_argument(button.token)}"
             rows.append([InlineKeyboardButton(button.label, url=link)])
         else:
             votes.append(InlineKeyboardButton(button.label, callback_data=button.payload))

@@ -369,10 +369,21 @@ async def test_a_generator_failure_leaves_the_bot_out(world: World) -> None:
     assert battle is not None and battle.phase is Phase.VOTING
 
 
+async def member(chat: ChatRef, user: UserRef) -> bool:
+    return True
+
+
+async def outsider(chat: ChatRef, user: UserRef) -> bool:
+    return False
+
+
 async def test_secret_entries_by_private_message(world: World) -> None:
     battle_id = await start(world)
+    battle = await world.service.storage.battles.get(battle_id)
+    assert battle is not None and battle.entry_token and len(battle.entry_token) >= 16
+    token = battle.entry_token
     assert await world.service.entries.submit_secret(Platform.TELEGRAM, BOB, "Not for a battle") is None
-    opened = await world.service.entries.begin_secret_entry(Platform.TELEGRAM, battle_id, BOB)
+    opened = await world.service.entries.begin_secret_entry(Platform.TELEGRAM, token, BOB, member)
     assert opened.ok and SETUP in opened.text
     empty = await world.service.entries.submit_secret(Platform.TELEGRAM, BOB, "  ")
     assert empty is not None and not empty.ok  # refused, and the slot stays open
@@ -381,11 +392,16 @@ async def test_secret_entries_by_private_message(world: World) -> None:
     assert await world.service.entries.submit_secret(Platform.TELEGRAM, BOB, "a normal setup?") is None
     texts = [e.text for e in await world.service.storage.battle_entries.entries(battle_id)]
     assert "Secret punchline" in texts
-    # a link to a finished or unknown round, or another platform's, is refused
-    assert not (await world.service.entries.begin_secret_entry(Platform.TELEGRAM, 999, BOB)).ok
-    assert not (await world.service.entries.begin_secret_entry(Platform.DISCORD, battle_id, BOB)).ok
+    # a link to an unknown round, or another platform's, is refused
+    assert not (await world.service.entries.begin_secret_entry(Platform.TELEGRAM, "x" * 16, BOB, member)).ok
+    assert not (await world.service.entries.begin_secret_entry(Platform.DISCORD, token, BOB, member)).ok
+    # someone outside the group learns nothing about it: the same answer as for no round at all
+    stranger = await world.service.entries.begin_secret_entry(Platform.TELEGRAM, token, DAVE, outsider)
+    nothing = await world.service.entries.begin_secret_entry(Platform.TELEGRAM, "y" * 16, DAVE, outsider)
+    assert not stranger.ok and stranger.text == nothing.text
+    assert SETUP not in stranger.text and GROUP.title not in stranger.text
     # a pending slot ends with the entry phase
-    await world.service.entries.begin_secret_entry(Platform.TELEGRAM, battle_id, CAROL)
+    await world.service.entries.begin_secret_entry(Platform.TELEGRAM, token, CAROL, member)
     await to_voting(world)
     assert await world.service.entries.submit_secret(Platform.TELEGRAM, CAROL, "too late") is None
 
@@ -534,3 +550,33 @@ async def test_a_timer_survives_a_locked_database(tmp_path: Path) -> None:
     finally:
         await service.close()
         await storage.close()
+
+
+async def test_a_round_takes_no_more_entries_than_its_ballot_shows(world: World) -> None:
+    """Discord takes 2000 characters a message: with entries of up to 200 characters, a ballot
+    shows 8, two of them kept for the bot's versions and one for the classic, so the sixth
+    person is told the round is full, and the ballot shows every entry in full."""
+    from bot.battles import views
+
+    discord = ChatRef(Platform.DISCORD, "555", ChatKind.GROUP, "Server")
+    announcer = FakeAnnouncer()
+    world.service.attach(Platform.DISCORD, announcer)
+    settings = world.settings.battles.model_copy(update={"max_entry_chars": 200})
+    world.service.settings = settings
+    world.service.entries.settings = settings
+    world.service.rounds.settings = settings
+    assert (await world.service.start(discord, ALICE, SETUP)).ok
+    battle = await world.storage.battles.open_in_chat(Platform.DISCORD, "555")
+    assert battle is not None
+    capacity = views.ballot_capacity(battle, settings)
+    room = capacity - views.machine_slots(battle, settings)
+    people = [UserRef(Platform.DISCORD, str(100 + i), f"P{i}") for i in range(room + 2)]
+    answers = [await world.service.entries.submit(battle.id, p, f"{i} " + "x" * 196) for i, p in enumerate(people)]
+    assert [a.ok for a in answers] == [True] * room + [False, False]
+    assert answers[-1].reason is RefusalReason.ROUND_FULL and "full" in answers[-1].text
+    assert (await world.service.entries.submit(battle.id, people[0], "A replacement still fits")).ok
+    world.clock.advance(settings.entry_seconds)
+    await world.service.advance_due()
+    ballot = announcer.find("vote for the funniest")[-1]
+    assert len(ballot.view.text) <= views.MESSAGE_LIMITS[Platform.DISCORD]
+    assert len(ballot.view.buttons) == len(await world.storage.battle_entries.entries(battle.id))

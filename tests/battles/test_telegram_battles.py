@@ -120,7 +120,9 @@ async def test_a_whole_round_in_a_group(api: FakeBotAPI, tmp_path: Path) -> None
         announcement = await api.wait_for("sendMessage", sent_with("Joke battle #1"))
         assert SETUP in announcement.params["text"]
         [[button]] = announcement.params["reply_markup"]["inline_keyboard"]
-        assert button["url"] == "https://t.me/punchline_test_bot?start=battle_1"
+        battle = await bot.service.storage.battles.get(1)
+        assert battle is not None and battle.entry_token
+        assert button["url"] == f"https://t.me/punchline_test_bot?start=b_{battle.entry_token}"
         again = api.push_command(group, bob, "battle", "Something else?")
         running = await api.wait_for("sendMessage", lambda c: c.replies_to(again))
         assert "Battle #1 is already running" in running.params["text"]
@@ -143,7 +145,7 @@ async def test_a_whole_round_in_a_group(api: FakeBotAPI, tmp_path: Path) -> None
         for entry in (b1, c1):
             await api.wait_for("deleteMessage", lambda c, e=entry: c.params["message_id"] == e["message_id"])
         # Alice enters in secret through the deep link
-        link = api.push_command(private, alice, "start", "battle_1")
+        link = api.push_command(private, alice, "start", f"b_{battle.entry_token}")
         opened = await api.wait_for("sendMessage", lambda c: c.replies_to(link))
         assert SETUP in opened.params["text"]
         secret = api.push_message(private, alice, "He was a born winner")
@@ -287,6 +289,34 @@ async def test_results_never_posted_before_a_crash_are_posted_after_the_restart(
     assert len(api.calls_of("sendMessage", sent_with("Battle #1 results"))) == 1
 
 
+async def test_deep_links_are_for_members_and_anonymous_admins_cannot_play(api: FakeBotAPI, tmp_path: Path) -> None:
+    group = api.group_chat(-100444, "Secret Club")
+    alice, bob, eve = api.user(51, "Alice"), api.user(52, "Bob"), api.user(59, "Eve")
+    api.set_member_status(group["id"], eve["id"], "left")  # Eve is not in the group
+    async with running_bot(api, make_settings(api, tmp_path / "bot.db"), ManualClock()) as bot:
+        api.push_command(group, alice, "battle", SETUP)
+        announcement = await api.wait_for("sendMessage", sent_with("Joke battle #1"))
+        battle = await bot.service.storage.battles.get(1)
+        assert battle is not None and battle.entry_token
+        # Eve got hold of the link: she learns nothing about the group or its round.
+        link = api.push_command(api.private_chat(eve), eve, "start", f"b_{battle.entry_token}")
+        refused = (await api.wait_for("sendMessage", lambda c: c.replies_to(link))).params["text"]
+        assert "Secret Club" not in refused and SETUP not in refused and "doesn't work" in refused
+        # Guessing a round by its number leads nowhere (an old-style link is an ordinary /start).
+        guess = api.push_command(api.private_chat(eve), eve, "start", "battle_1")
+        answer = (await api.wait_for("sendMessage", lambda c: c.replies_to(guess))).params["text"]
+        assert "Secret Club" not in answer and SETUP not in answer
+        # An anonymous admin posts as the group itself: nobody to credit, so no entry.
+        anon = api.push_message(group, api.user(1087968824, "Group"), "Anonymous line",
+                                reply_to=announcement.result, sender_chat=group)
+        said = (await api.wait_for("sendMessage", lambda c: c.replies_to(anon))).params["text"]
+        assert "Anonymous admins can't play" in said
+        api.push_message(group, bob, "Bob's line", reply_to=announcement.result)
+        await api.wait_for("editMessageText", lambda c: "Bob" in c.params["text"])
+        people = [e.author for e in await bot.service.storage.battle_entries.entries(1) if e.author]
+        assert [p.user_id for p in people] == [str(bob["id"])]  # not the group's id
+
+
 async def test_cancel_leaderboard_and_commands_left_to_the_core(api: FakeBotAPI, tmp_path: Path) -> None:
     group = api.group_chat(-100999, "Cancellers")
     alice, bob, carol = api.user(31, "Alice"), api.user(32, "Bob"), api.user(33, "Carol")
@@ -302,6 +332,7 @@ async def test_cancel_leaderboard_and_commands_left_to_the_core(api: FakeBotAPI,
         assert "cancelled" in answer.params["text"]
         await api.wait_for("sendMessage", sent_with("was cancelled by Carol"))
         battle = await bot.service.storage.battles.get(1)
+        assert battle is not None
         assert battle is not None and battle.phase is Phase.CANCELLED
 
         private = api.private_chat(bob)
@@ -315,6 +346,6 @@ async def test_cancel_leaderboard_and_commands_left_to_the_core(api: FakeBotAPI,
             answer = await api.wait_for("sendMessage", lambda c, m=sent: c.replies_to(m))
             assert "battle" not in answer.params["text"].lower()
         # an expired deep link gets a clear answer
-        link = api.push_command(private, bob, "start", "battle_1")
+        link = api.push_command(private, bob, "start", f"b_{battle.entry_token}")
         answer = await api.wait_for("sendMessage", lambda c: c.replies_to(link))
         assert "Too late" in answer.params["text"]
