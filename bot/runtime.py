@@ -66,19 +66,22 @@ def create_generator(settings: Settings) -> ManagedGenerator:
 
 
 @asynccontextmanager
-async def open_limiter(settings: Settings, clock: Clock) -> AsyncIterator[Limiter]:
-    """The per-person limiter: in Redis with a broker (shared by every bot process), else here."""
+async def open_limiters(settings: Settings, clock: Clock) -> AsyncIterator[tuple[Limiter, Limiter]]:
+    """The per-person and per-chat limiters: in Redis with a broker (shared by every bot
+    process), else in this process."""
     if settings.broker.url is None:
-        yield RateLimiter(settings.limits, clock)
+        yield RateLimiter(settings.limits, clock), RateLimiter(settings.limits, clock, per_chat=True)
         return
     from bot.coordination.limits import SharedRateLimiter
     from model.broker.connection import connect
 
     client = connect(settings.broker)
+    # An in-flight mark outlives the longest request a little, should its process die.
+    ttl = settings.worker.timeout_s + 30
     try:
-        # An in-flight mark outlives the longest request a little, should its process die.
-        yield SharedRateLimiter(
-            client, settings.broker, settings.limits, clock, settings.worker.timeout_s + 30
+        yield (
+            SharedRateLimiter(client, settings.broker, settings.limits, clock, ttl),
+            SharedRateLimiter(client, settings.broker, settings.limits, clock, ttl, per_chat=True),
         )
     finally:
         await client.aclose()
@@ -109,14 +112,14 @@ async def open_runtime(
             if battles:
                 service = BattleService(settings, storage, generator, clock, access)
             sections = [service.stats_text] if service is not None else []
-            async with open_limiter(settings, clock) as limiter:
+            async with open_limiters(settings, clock) as limiters:
                 core = BotCore(
                     settings,
                     storage,
                     generator,
                     clock,
                     access=access,
-                    limiter=limiter,
+                    limiters=limiters,
                     stats_sections=sections,
                 )
                 yield Runtime(settings, clock, storage, generator, core, service)

@@ -188,10 +188,14 @@ class RatingSettings(_Section):
 
 
 class LimitSettings(_Section):
-    """Per-user limits: a token bucket, plus one request in flight per user."""
+    """Limits: per person a token bucket plus one request in flight; per chat a bucket too,
+    so one busy group cannot take every answer (Telegram lets a bot send a group about 20
+    messages a minute anyway)."""
 
     burst: int = Field(default=5, ge=1)
     per_minute: float = Field(default=10.0, gt=0)
+    chat_burst: int = Field(default=10, ge=1)
+    chat_per_minute: float = Field(default=20.0, gt=0)
     max_message_chars: int = Field(default=300, ge=10)
 
 

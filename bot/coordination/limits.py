@@ -33,16 +33,19 @@ class SharedRateLimiter:
         limits: LimitSettings,
         clock: Clock,
         in_flight_ttl_s: float,
+        *,
+        per_chat: bool = False,
     ):
         """`in_flight_ttl_s`: how long an in-flight mark lives if its process dies before
-        releasing it (a little past the longest request)."""
+        releasing it (a little past the longest request); `per_chat`: a chat's limiter (its
+        bucket sizes, no one-in-flight rule)."""
         self.client = client
         self.keys = Keys(broker.namespace)
         self.scripts = Scripts.register(client)
-        self.burst = limits.burst
-        self.rate_per_ms = limits.per_minute / 60_000
-        self.in_flight_ttl_ms = int(in_flight_ttl_s * 1000)
-        self.fallback = RateLimiter(limits, clock)
+        self.burst = limits.chat_burst if per_chat else limits.burst
+        self.rate_per_ms = (limits.chat_per_minute if per_chat else limits.per_minute) / 60_000
+        self.in_flight_ttl_ms = 0 if per_chat else int(in_flight_ttl_s * 1000)
+        self.fallback = RateLimiter(limits, clock, per_chat=per_chat)
         self._owners: dict[str, str] = {}
 
     async def acquire(self, key: str) -> Decision:
@@ -59,12 +62,13 @@ class SharedRateLimiter:
             return Decision(Admission.IN_FLIGHT)
         if status == "empty":
             return Decision(Admission.EMPTY, int(wait_ms) / 1000)
-        self._owners[key] = owner
+        if self.in_flight_ttl_ms:
+            self._owners[key] = owner
         return Decision(Admission.OK)
 
     async def release(self, key: str) -> None:
         owner = self._owners.pop(key, None)
-        if owner is None:  # taken from the fallback
+        if owner is None:  # taken from the fallback, or a chat's (nothing in flight)
             await self.fallback.release(key)
             return
         try:

@@ -58,9 +58,14 @@ class RateLimiter:
     # table grows past this size so memory stays bounded by active users.
     PRUNE_AT = 10_000
 
-    def __init__(self, settings: LimitSettings, clock: Clock):
-        self.burst = float(settings.burst)
-        self.rate = settings.per_minute / 60.0  # tokens per second
+    def __init__(self, settings: LimitSettings, clock: Clock, *, per_chat: bool = False):
+        """A person's limiter, or with `per_chat` a chat's: its own bucket sizes, and no
+        one-in-flight rule (a chat has many people)."""
+        self.burst = float(settings.chat_burst if per_chat else settings.burst)
+        self.rate = (
+            settings.chat_per_minute if per_chat else settings.per_minute
+        ) / 60.0  # tokens per second
+        self.one_in_flight = not per_chat
         self.clock = clock
         self._buckets: dict[Hashable, _Bucket] = {}
         self._in_flight: set[Hashable] = set()
@@ -84,7 +89,8 @@ class RateLimiter:
         if bucket.tokens < 1.0:
             return Decision(Admission.EMPTY, (1.0 - bucket.tokens) / self.rate)
         bucket.tokens -= 1.0
-        self._in_flight.add(key)
+        if self.one_in_flight:
+            self._in_flight.add(key)
         if len(self._buckets) > self.PRUNE_AT:
             self._prune(now)
         return Decision(Admission.OK)

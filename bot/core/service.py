@@ -22,7 +22,8 @@ from bot.clock import Clock
 from bot.core import ratings, texts
 from bot.core.access import Access
 from bot.core.admin import AdminCommands
-from bot.core.limits import Admission, Limiter, RateLimiter
+from bot.core.flood import FloodGuard
+from bot.core.limits import Limiter, RateLimiter
 from bot.core.rating_desk import RatingDesk
 from bot.core.stats import StatsSection, stats_text
 from bot.storage import Storage
@@ -41,6 +42,8 @@ from model.types import (
 
 log = logging.getLogger(__name__)
 
+STATS_CACHE_S = 10.0  # /stats of one chat is counted at most this often
+
 
 def has_words(text: str) -> bool:
     """True when the text has a letter or digit in any script (emoji-only has none)."""
@@ -58,29 +61,36 @@ class BotCore:
         clock: Clock,
         *,
         access: Access | None = None,
-        limiter: Limiter | None = None,
+        limiters: tuple[Limiter, Limiter] | None = None,
         stats_sections: Sequence[StatsSection] = (),
     ):
         """`stats_sections` add lines to /stats (battles add theirs), so the core needs to know
         nothing of them; `access` is shared with the battles (built from settings if omitted);
-        `limiter` is the in-process one unless several processes share one (the broker's)."""
+        `limiters` (per person, per chat) are this process's unless several processes share
+        them (the broker's)."""
         self.settings = settings
         self.storage = storage
         self.generator = generator
         self.clock = clock
         self.access = access or Access(settings)
         self.emoji_map = ratings.EmojiMap.from_settings(settings.ratings)
-        self.ratings = RatingDesk(storage, clock, self.emoji_map)
+        self.ratings = RatingDesk(storage, clock, self.emoji_map, on_rated=self._stats_changed)
         self.admin = AdminCommands(settings.model, self.access, generator)
-        self.limiter = limiter or RateLimiter(settings.limits, clock)
+        person, chat = limiters or (
+            RateLimiter(settings.limits, clock),
+            RateLimiter(settings.limits, clock, per_chat=True),
+        )
+        self.flood = FloodGuard(person, chat, clock)
         self.stats_sections = list(stats_sections)
+        self._stats_cache: dict[str, tuple[float, str]] = {}  # "platform:chat" -> (until, text)
         # The stricter of the two limits: the worker would refuse longer setups anyway.
         self.max_setup_chars = min(settings.limits.max_message_chars, settings.model.max_setup_chars)
 
     # -- setups ---------------------------------------------------------------------------------
 
     async def handle_setup(self, msg: IncomingSetup) -> OutgoingReply | None:
-        """Answer a possible setup; None means ignored on purpose. Never raises."""
+        """Answer a possible setup; None means ignored on purpose (not for the bot, not allowed,
+        or a flood already answered once). Never raises."""
         if msg.user.is_bot:
             return None
         if msg.chat.kind is not ChatKind.PRIVATE and not msg.addressed:
@@ -96,28 +106,31 @@ class BotCore:
             log.exception("failed to answer a setup in %s/%s", msg.chat.platform, msg.chat.chat_id)
             return OutgoingReply(ReplyKind.ERROR, texts.MSG_ERROR)
 
-    async def _answer(self, msg: IncomingSetup) -> OutgoingReply:
+    async def _answer(self, msg: IncomingSetup) -> OutgoingReply | None:
         text = clean_text(msg.text)
         requests = self.storage.requests
-        request_id = await requests.add(msg.chat, msg.user, text, msg.message_id, self.clock.now())
         refusal = self._refusal(text)
         if refusal is not None:
+            request_id = await requests.add(msg.chat, msg.user, text, msg.message_id, self.clock.now())
             await requests.finish(request_id, "refused", self.clock.now(), refusal)
             return OutgoingReply(ReplyKind.REFUSAL, refusal)
-        key = f"{msg.user.platform}:{msg.user.user_id}"
-        decision = await self.limiter.acquire(key)
-        if not decision.ok:
-            line = (
-                texts.MSG_IN_FLIGHT
-                if decision.admission is Admission.IN_FLIGHT
-                else texts.MSG_SLOW_DOWN.format(seconds=max(1, round(decision.retry_after)))
-            )
-            await requests.finish(request_id, "rate_limited", self.clock.now(), decision.admission)
-            return OutgoingReply(ReplyKind.RATE_LIMITED, line)
+        # Prefixed: a private chat's id is its person's id, and a shared limiter keeps both
+        # buckets in one key space.
+        person = f"person:{msg.user.platform}:{msg.user.user_id}"
+        verdict = await self.flood.admit(person, f"chat:{msg.chat.platform}:{msg.chat.chat_id}")
+        if not verdict.ok:
+            # Not stored: it never went to the model. Said once per flood, then quiet (None).
+            return None if verdict.say is None else OutgoingReply(ReplyKind.RATE_LIMITED, verdict.say)
         try:
-            return await self._generate(msg, text, request_id)
+            request_id = await requests.add(msg.chat, msg.user, text, msg.message_id, self.clock.now())
+            try:
+                return await self._generate(msg, text, request_id)
+            except BaseException as exc:
+                # No request stays "received": whatever happened, it ends with a status.
+                await requests.finish(request_id, "error", self.clock.now(), type(exc).__name__)
+                raise
         finally:
-            await self.limiter.release(key)
+            await self.flood.release(person)
 
     def _refusal(self, text: str) -> str | None:
         if not text:
@@ -154,6 +167,8 @@ class BotCore:
         reply_id = await requests.add_reply(
             request_id, msg.chat, best.text.strip(), best.version, best.score, self.clock.now()
         )
+        self._stats_changed(msg.chat.platform, msg.chat.chat_id)
+        self.ratings.expect(str(msg.chat.platform), msg.chat.chat_id)
         return OutgoingReply(ReplyKind.PUNCHLINE, best.text.strip(), reply_id=reply_id, version=best.version)
 
     async def reply_sent(self, reply_id: int, ref: MessageRef) -> None:
@@ -161,8 +176,11 @@ class BotCore:
         try:
             if not await self.storage.requests.set_reply_message(reply_id, ref, self.clock.now()):
                 log.warning("reply_sent for unknown reply %d in %s", reply_id, ref.chat.chat_id)
+                return
         except Exception:
             log.exception("could not link reply %d to message %s", reply_id, ref.message_id)
+            return
+        await self.ratings.linked(ref)  # reactions that came before the link now count
 
     # -- chat flags and texts -------------------------------------------------------------------
 
@@ -175,8 +193,23 @@ class BotCore:
             return False
 
     async def stats_text(self, chat: ChatRef) -> str:
-        """The /stats answer for this chat. Never raises."""
-        return await stats_text(self.storage, self.generator, chat, self.stats_sections)
+        """The /stats answer for this chat, counted afresh at most every `STATS_CACHE_S` (a
+        count reads every reply of the chat; /stats spam must not cost that each time). Never
+        raises."""
+        now = self.clock.monotonic()
+        key = f"{chat.platform}:{chat.chat_id}"
+        cached = self._stats_cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        text = await stats_text(self.storage, self.generator, chat, self.stats_sections)
+        if len(self._stats_cache) > 1000:
+            self._stats_cache = {c: v for c, v in self._stats_cache.items() if v[0] > now}
+        self._stats_cache[key] = (now + STATS_CACHE_S, text)
+        return text
+
+    def _stats_changed(self, platform: str, chat_id: str) -> None:
+        """A new punchline or rating in a chat: its next /stats counts afresh."""
+        self._stats_cache.pop(f"{platform}:{chat_id}", None)
 
     def help_text(self, platform: Platform, kind: ChatKind, *, admin: bool = False) -> str:
         """How to use the bot here (`bot.core.texts.help_text`)."""

@@ -16,6 +16,7 @@ MSG_TOO_LONG = "That's a bit long for a setup — try one under {limit} characte
 MSG_NO_WORDS = "I need some words to work with — try a question like “{example}”"
 MSG_IN_FLIGHT = "Still thinking about your last one…"
 MSG_SLOW_DOWN = "Easy there — give me {seconds} s before the next one."
+MSG_CHAT_SLOW_DOWN = "This chat is asking faster than I can answer — give me {seconds} s."
 MSG_BUSY = "I'm a bit busy right now — try again in a moment."
 MSG_ERROR = "Something went wrong on my side — please try again later."
 MSG_NOTHING = "I couldn't come up with anything funny for that one — try another setup?"

@@ -64,7 +64,7 @@ class Keys:
         return f"{self.prefix}:dead"
 
     def limit(self, key: str) -> str:
-        """A person's token bucket (hash: tokens, updated)."""
+        """A person's or a chat's token bucket (hash: tokens, updated)."""
         return f"{self.prefix}:limit:{key}"
 
     def in_flight(self, key: str) -> str:

@@ -49,12 +49,13 @@ redis.call('XDEL', KEYS[2], ARGV[2])
 return 1
 """
 
-# KEYS: token bucket, in-flight marker. ARGV: burst, refill per ms, in-flight TTL (ms), owner.
-# Returns {"ok", 0}, {"in_flight", 0} or {"empty", ms until a token}.
+# KEYS: token bucket, in-flight marker. ARGV: burst, refill per ms, in-flight TTL (ms; 0: no
+# one-in-flight rule), owner. Returns {"ok", 0}, {"in_flight", 0} or {"empty", ms until a token}.
 TAKE_TOKEN = (
     _NOW
     + """
-if redis.call('EXISTS', KEYS[2]) == 1 then return {'in_flight', 0} end
+local in_flight_ttl = tonumber(ARGV[3])
+if in_flight_ttl > 0 and redis.call('EXISTS', KEYS[2]) == 1 then return {'in_flight', 0} end
 local burst = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -69,7 +70,7 @@ if tokens < 1 then
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], keep)
-redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
+if in_flight_ttl > 0 then redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3]) end
 return {'ok', 0}
 """
 )

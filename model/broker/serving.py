@@ -215,7 +215,9 @@ class BrokerWorker:
             return Path(source.path)
         if source.kind == "blob":
             if not re.fullmatch(r"[0-9a-f]{64}", source.digest):  # it names a directory below
-                raise AdapterError(f"the desired set names an adapter by a malformed hash {source.digest[:20]!r}")
+                raise AdapterError(
+                    f"the desired set names an adapter by a malformed hash {source.digest[:20]!r}"
+                )
             data = await self.fleet.download(source.digest)
             target = Path(self.settings.model.cache_dir) / "uploads" / source.digest
             return await asyncio.to_thread(unpack_adapter, data, source.digest, target)

@@ -207,3 +207,18 @@ async def test_a_restart_mid_round_loses_nothing(bot: Bot, world: DiscordWorld) 
     await bot.service.resume()
     results = await posted(world, "Battle #1 results")
     assert "“After the restart” by carol: 1 vote, 1100 points 🏆" in results.content
+
+
+async def test_ballots_and_results_never_ping_anyone(bot: Bot, world: DiscordWorld) -> None:
+    alice, bob, carol = world.member("alice"), world.member("bob"), world.member("carol")
+    await alice.slash(world.channel, "battle", setup=SETUP)
+    announcement = bot_message_with(world, "Joke battle #1")
+    assert "is in" in await enter(bob, announcement, 1, "@everyone @here look at me")
+    await world.env.advance_time(ENTRY_S)
+    ballot = bot_message_with(world, "vote for the funniest")
+    assert "@everyone" in ballot.content  # shown as text...
+    assert "counted" in await vote(carol, ballot, 1, "@everyone @here look at me")
+    await world.env.advance_time(VOTE_S)
+    bot_message_with(world, "Battle #1 results")
+    posts = world.requests("POST", "/channels/*/messages")
+    assert posts and all(p.json["allowed_mentions"]["parse"] == [] for p in posts)  # ...never a ping

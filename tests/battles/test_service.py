@@ -571,7 +571,9 @@ async def test_a_round_takes_no_more_entries_than_its_ballot_shows(world: World)
     capacity = views.ballot_capacity(battle, settings)
     room = capacity - views.machine_slots(battle, settings)
     people = [UserRef(Platform.DISCORD, str(100 + i), f"P{i}") for i in range(room + 2)]
-    answers = [await world.service.entries.submit(battle.id, p, f"{i} " + "x" * 196) for i, p in enumerate(people)]
+    answers = [
+        await world.service.entries.submit(battle.id, p, f"{i} " + "x" * 196) for i, p in enumerate(people)
+    ]
     assert [a.ok for a in answers] == [True] * room + [False, False]
     assert answers[-1].reason is RefusalReason.ROUND_FULL and "full" in answers[-1].text
     assert (await world.service.entries.submit(battle.id, people[0], "A replacement still fits")).ok

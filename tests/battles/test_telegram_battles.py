@@ -240,7 +240,9 @@ async def test_a_restart_mid_round_loses_nothing(api: FakeBotAPI, tmp_path: Path
         assert "“After the restart” by Carol: 1 vote, 1100 points 🏆" in results.params["text"]
 
 
-async def test_a_ballot_post_that_fails_is_posted_again_and_never_twice(api: FakeBotAPI, tmp_path: Path) -> None:
+async def test_a_ballot_post_that_fails_is_posted_again_and_never_twice(
+    api: FakeBotAPI, tmp_path: Path
+) -> None:
     group = api.group_chat(-100555, "Flaky")
     alice, bob = api.user(41, "Alice"), api.user(42, "Bob")
     async with running_bot(api, make_settings(api, tmp_path / "bot.db"), ManualClock()) as bot:
@@ -289,7 +291,9 @@ async def test_results_never_posted_before_a_crash_are_posted_after_the_restart(
     assert len(api.calls_of("sendMessage", sent_with("Battle #1 results"))) == 1
 
 
-async def test_deep_links_are_for_members_and_anonymous_admins_cannot_play(api: FakeBotAPI, tmp_path: Path) -> None:
+async def test_deep_links_are_for_members_and_anonymous_admins_cannot_play(
+    api: FakeBotAPI, tmp_path: Path
+) -> None:
     group = api.group_chat(-100444, "Secret Club")
     alice, bob, eve = api.user(51, "Alice"), api.user(52, "Bob"), api.user(59, "Eve")
     api.set_member_status(group["id"], eve["id"], "left")  # Eve is not in the group
@@ -307,8 +311,13 @@ async def test_deep_links_are_for_members_and_anonymous_admins_cannot_play(api: 
         answer = (await api.wait_for("sendMessage", lambda c: c.replies_to(guess))).params["text"]
         assert "Secret Club" not in answer and SETUP not in answer
         # An anonymous admin posts as the group itself: nobody to credit, so no entry.
-        anon = api.push_message(group, api.user(1087968824, "Group"), "Anonymous line",
-                                reply_to=announcement.result, sender_chat=group)
+        anon = api.push_message(
+            group,
+            api.user(1087968824, "Group"),
+            "Anonymous line",
+            reply_to=announcement.result,
+            sender_chat=group,
+        )
         said = (await api.wait_for("sendMessage", lambda c: c.replies_to(anon))).params["text"]
         assert "Anonymous admins can't play" in said
         api.push_message(group, bob, "Bob's line", reply_to=announcement.result)

@@ -174,7 +174,38 @@ async def test_token_bucket_limits_each_user(storage, generator, clock) -> None:
     assert (await core.handle_setup(setup_msg("Why?"))).kind is ReplyKind.PUNCHLINE
     assert len(generator.calls) == 4
     counts = await storage.requests.counts()
-    assert counts["rate_limited"] == 1 and counts["answered"] == 4
+    # A refused setup never went to the model, so it is not kept.
+    assert counts["rate_limited"] == 0 and counts["answered"] == 4
+
+
+async def test_a_flood_is_answered_once_then_the_bot_stays_quiet(storage, generator, clock) -> None:
+    core = make_core(storage, generator, clock, limits={"burst": 1, "per_minute": 6})
+    assert (await core.handle_setup(setup_msg("Why?"))).kind is ReplyKind.PUNCHLINE
+    first = await core.handle_setup(setup_msg("Why? Why? Why?"))
+    assert first is not None and first.kind is ReplyKind.RATE_LIMITED
+    for _ in range(20):  # the spam that follows gets no answer at all
+        assert await core.handle_setup(setup_msg("WHY?")) is None
+    clock.advance(10)  # the allowance is back: answered again
+    assert (await core.handle_setup(setup_msg("Why now?"))).kind is ReplyKind.PUNCHLINE
+    assert len(generator.calls) == 2
+    assert await db.count(storage, "requests") == 2
+
+
+async def test_one_busy_chat_cannot_take_every_answer(storage, generator, clock) -> None:
+    core = make_core(
+        storage,
+        generator,
+        clock,
+        limits={"burst": 100, "per_minute": 600, "chat_burst": 3, "chat_per_minute": 6},
+    )
+    group = ChatRef(Platform.TELEGRAM, "-500", ChatKind.GROUP)
+    people = [UserRef(Platform.TELEGRAM, str(n), f"P{n}") for n in range(6)]
+    kinds = [(await core.handle_setup(IncomingSetup(group, p, "Why?", True))) for p in people]
+    assert [k.kind for k in kinds[:3] if k] == [ReplyKind.PUNCHLINE] * 3
+    assert kinds[3] is not None and kinds[3].kind is ReplyKind.RATE_LIMITED and "This chat" in kinds[3].text
+    assert kinds[4] is None and kinds[5] is None  # said once for the chat
+    # Other chats are not held up by it.
+    assert (await core.handle_setup(setup_msg("Why elsewhere?"))).kind is ReplyKind.PUNCHLINE
 
 
 async def test_one_request_in_flight_per_user(core, generator) -> None:

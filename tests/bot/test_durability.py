@@ -45,7 +45,10 @@ async def test_kill_9_loses_nothing_acknowledged(tmp_path: Path) -> None:
     acked: list[int] = []
     for _round in range(3):  # three kills, each at a random moment, on the same file
         child = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            [sys.executable, "-c", WRITER, str(path)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
         assert child.stdout is not None
         started = time.monotonic()

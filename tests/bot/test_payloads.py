@@ -58,8 +58,11 @@ def test_forged_stale_and_malformed_payloads_are_rejected() -> None:
 
 
 def test_deep_links_round_trip() -> None:
-    assert parse_deep_link(deep_link_argument(5)) == 5
-    assert parse_deep_link("battle_") is None and parse_deep_link("hello") is None
+    token = "Ab3_xY9-kLmN0pQr"
+    assert parse_deep_link(deep_link_argument(token)) == token
+    assert parse_deep_link("b_") is None and parse_deep_link("hello") is None
+    assert parse_deep_link("battle_5") is None, "old links with a round number stay dead"
+    assert parse_deep_link(deep_link_argument("short")) is None
 
 
 @given(st.binary(max_size=200))

@@ -39,7 +39,14 @@ def test_arbitrary_text_always_gets_a_reply_or_none_and_storage_stays_consistent
     with asyncio.Runner() as runner:
         storage = runner.run(Storage.open(tmp_path / "prop.db"))
         gen = FakeGenerator(["A punchline."])
-        core = BotCore(Settings(limits={"burst": 10**9, "per_minute": 10**9}), storage, gen, ManualClock())
+        core = BotCore(
+            Settings(
+                limits={"burst": 10**9, "per_minute": 10**9, "chat_burst": 10**9, "chat_per_minute": 10**9}
+            ),
+            storage,
+            gen,
+            ManualClock(),
+        )
 
         async def counts() -> tuple[int, int]:
             async with storage.db.execute(
@@ -90,7 +97,8 @@ def test_reaction_streams_fold_to_the_net_state(tmp_path: Path) -> None:
     emoji_map = ratings.EmojiMap.from_settings(RatingSettings())
     with asyncio.Runner() as runner:
         storage = runner.run(Storage.open(tmp_path / "react.db"))
-        core = BotCore(Settings(limits={"burst": 10**9}), storage, FakeGenerator(), ManualClock())
+        unlimited = {"burst": 10**9, "chat_burst": 10**9}
+        core = BotCore(Settings(limits=unlimited), storage, FakeGenerator(), ManualClock())
         counter = iter(range(10**6))
 
         @settings(max_examples=60, deadline=None)

@@ -54,10 +54,7 @@ async def test_the_real_worker_swaps_through_the_core(storage) -> None:
     try:
         core = make_core(storage, worker)
         text = await core.admin.reload_adapter(ADMIN, "adapters/missing")
-        assert text == (
-            "Could not load missing: adapter directory missing "
-            "does not exist; still serving v1."
-        )
+        assert text == ("Could not load missing: adapter directory missing does not exist; still serving v1.")
         assert await served_version(core) == "v1"
         assert await core.admin.reload_adapter(ADMIN, "adapters/v2") == "Now serving v2 (was v1)."
         assert await served_version(core) == "v2"
@@ -148,7 +145,9 @@ async def test_console_reload_swaps_the_version_of_the_next_reply(tmp_path: Path
     )
     text = out.getvalue()
     assert status == 0
-    assert "Could not load /nowhere: /nowhere does not exist; still serving v1." in text  # the owner sees paths
+    assert (
+        "Could not load /nowhere: /nowhere does not exist; still serving v1." in text
+    )  # the owner sees paths
     assert "Now serving V2 (was v1)." in text  # the path keeps its case
     assert MSG_RELOAD_NO_ADAPTER in text and HELP_ADMIN in text
     assert gen.reloads == [Path("/nowhere"), Path("adapters/V2")]

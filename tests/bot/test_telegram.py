@@ -287,7 +287,9 @@ async def test_reload_swaps_the_adapter_for_admins_only(
         assert bot.generator.reloads == [Path("adapters/v2")]
 
 
-async def test_a_failed_reload_in_a_group_shows_no_server_path(api: FakeBotAPI, tmp_path: Path, alice: dict) -> None:
+async def test_a_failed_reload_in_a_group_shows_no_server_path(
+    api: FakeBotAPI, tmp_path: Path, alice: dict
+) -> None:
     async with running_bot(api, tmp_path / "reload.db", admin_ids=[alice["id"]]) as bot:
         bot.generator.fail_reload(AdapterError("adapter directory /srv/punchline/adapters/v9 does not exist"))
         asked = api.push_command(api.group_chat(), alice, "reload", "/srv/punchline/adapters/v9")

@@ -17,6 +17,9 @@ from bot.clock import ManualClock
 from bot.coordination.lease import Lease
 from bot.coordination.limits import SharedRateLimiter
 from bot.core.limits import Admission
+from bot.core.service import BotCore
+from bot.core.texts import MSG_SLOW_DOWN
+from bot.types import ChatKind, ChatRef, IncomingSetup, Platform, ReplyKind, UserRef
 from config.settings import LimitSettings, Settings
 from model.adapter_meta import AdapterMetadata
 from model.broker.commands import format_status
@@ -29,6 +32,7 @@ from model.broker.serving import MAX_ENTRY_AGE_MS, BrokerWorker
 from model.types import GenerationError, WorkerBusy, WorkerUnavailable
 from tests.fakes.backend import FakeBackend, FakeLoader
 from tests.fakes.broker_worker import FAST_BROKER
+from tests.fakes.generator import FakeGenerator
 from tests.fakes.redis_server import RedisServer, free_port
 
 WAIT_S = 20.0
@@ -264,6 +268,31 @@ async def test_two_bot_processes_apply_one_limit(settings: Settings) -> None:
     finally:
         for client in clients:
             await client.aclose()
+
+
+async def test_a_private_chat_keeps_its_person_and_chat_buckets_apart(settings: Settings, storage) -> None:  # type: ignore[no-untyped-def]
+    """A private chat's id is its person's id: under shared limiters the two buckets once fell
+    into one Redis key and a person got fewer answers than their burst."""
+    limits = {"burst": 3, "per_minute": 1, "chat_burst": 5, "chat_per_minute": 1}
+    core_settings = Settings(**{**settings.model_dump(), "limits": limits})
+    client = connect(settings.broker)
+    clock = ManualClock()
+    try:
+        limiters = (
+            SharedRateLimiter(client, settings.broker, core_settings.limits, clock, 30),
+            SharedRateLimiter(client, settings.broker, core_settings.limits, clock, 30, per_chat=True),
+        )
+        core = BotCore(core_settings, storage, FakeGenerator(), clock, limiters=limiters, stats_sections=())
+        chat = ChatRef(Platform.TELEGRAM, "42", ChatKind.PRIVATE)
+        ann = UserRef(Platform.TELEGRAM, "42", "Ann")
+        kinds = [
+            await core.handle_setup(IncomingSetup(chat, ann, f"Why number {i}?", True, str(i)))
+            for i in range(4)
+        ]
+    finally:
+        await client.aclose()
+    assert [r.kind if r else None for r in kinds] == [ReplyKind.PUNCHLINE] * 3 + [ReplyKind.RATE_LIMITED]
+    assert kinds[3] is not None and kinds[3].text == MSG_SLOW_DOWN.format(seconds=60)
 
 
 async def test_a_lease_has_one_holder_and_passes_on_when_it_lapses(settings: Settings) -> None:

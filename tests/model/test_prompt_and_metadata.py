@@ -87,8 +87,12 @@ def test_local_directory_matches_its_hub_id() -> None:
 def test_a_version_that_is_no_plain_name_is_refused(tmp_path: Path) -> None:
     # The version names cache directories: "../" in it would write outside the cache.
     for bad in ["../../etc", "v1/../../x", "", "-v1", "v 1", "a" * 81]:
-        (tmp_path / "punchline.json").write_text(json.dumps({"version": bad, "base_model": "b"}), encoding="utf-8")
+        (tmp_path / "punchline.json").write_text(
+            json.dumps({"version": bad, "base_model": "b"}), encoding="utf-8"
+        )
         with pytest.raises(AdapterError, match="corrupt"):
             AdapterMetadata.load(tmp_path)
-    (tmp_path / "punchline.json").write_text(json.dumps({"version": "v20261201-0930-ab12", "base_model": "b"}))
+    (tmp_path / "punchline.json").write_text(
+        json.dumps({"version": "v20261201-0930-ab12", "base_model": "b"})
+    )
     assert AdapterMetadata.load(tmp_path).version == "v20261201-0930-ab12"
