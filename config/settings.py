@@ -94,10 +94,16 @@ class ModelSettings(_Section):
     # More adapter directories served beside the current one (battles between versions); each
     # is a full model copy in memory (CTranslate2 int8: ~0.8 GB for flan-t5-large).
     extra_adapters: PathList = Field(default_factory=list)
-    backend: Literal["auto", "transformers", "ctranslate2"] = "auto"
+    # auto: transformers bf16 on a GPU; on CPU onnxruntime, else ctranslate2, else transformers
+    # (the fastest first, as bench/inference.py measured them; each falls back to the next).
+    backend: Literal["auto", "transformers", "ctranslate2", "onnxruntime"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "int8"] = "auto"
-    cache_dir: Path = Path(".punchline/cache")  # converted CTranslate2 models, by adapter version
+    # Converted CTranslate2 and exported ONNX models, by adapter version.
+    cache_dir: Path = Path(".punchline/cache")
+    # Weights of the onnxruntime backend's graphs when dtype is auto or int8: int8 (dynamic
+    # quantisation of every MatMul, per channel) or int4 (4-bit weights in blocks of 32).
+    onnx_quantization: Literal["int8", "int4"] = "int8"
     max_new_tokens: int = Field(default=32, ge=1, le=512)
     # At least this many new tokens (0: none). Benchmarks force a fixed length with it.
     min_new_tokens: int = Field(default=0, ge=0, le=512)
@@ -121,7 +127,7 @@ class WorkerSettings(_Section):
     # batch under ~4 s on 2 CPU cores with CTranslate2 int8 (bench/inference.py).
     max_batch_size: int = Field(default=32, ge=1)
     timeout_s: float = Field(default=30.0, gt=0)  # a request's deadline
-    threads: int = Field(default=0, ge=0)  # torch / CTranslate2 intra-op threads; 0: all cores
+    threads: int = Field(default=0, ge=0)  # intra-op threads (torch, CTranslate2, ONNX Runtime); 0: all cores
     stats_log_s: float = Field(default=60.0, ge=0)  # log the worker's counters this often; 0: never
 
 

@@ -1,0 +1,237 @@
+"""Decoding over a step function: greedy, sampling, beam search and teacher forcing.
+
+The ONNX Runtime backend owns no model code in Python, only this loop around one decoder step
+(`StepState`: next-token logits for every row, and a way to keep or reorder rows). The logits
+processors are transformers' own, built in the order `generate` builds them, so each option
+(repetition penalty, no repeated n-grams, a minimum length, temperature, top-k, top-p) means
+exactly what it means on the transformers backend; beam search follows transformers'
+vectorised beam search (2 x beams continuations a step, finished beams scored by their summed
+log-probabilities over their length, its early-stop heuristic).
+
+Scores, as the other backends define them: for greedy and sampled replies the mean raw
+log-probability (before any processor or temperature) of the generated tokens, end token
+included; for beams the beam score (processed log-probabilities over the length).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from model.generation import GenerationParams
+
+# Rows are dropped from the decoder batch once at most this share of them is still running:
+# copying the caches costs about one step, so it pays only when many rows have finished.
+COMPACT_BELOW = 0.75
+NEG_INF = -1.0e9  # transformers' "impossible" beam score
+
+
+class StepState(Protocol):
+    """A batch of decoder rows whose past lives between calls."""
+
+    @property
+    def rows(self) -> int: ...
+
+    def step(self, tokens: np.ndarray) -> np.ndarray:
+        """Feed one token per row (int64, shape (rows,)); the next-token logits (rows, vocab)."""
+        ...
+
+    def select(self, rows: np.ndarray, within_prompts: bool = False) -> None:
+        """Keep only `rows` (indices, repeats allowed), in that order; `within_prompts`: rows
+        only move among the rows of their own prompt."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SpecialTokens:
+    start: int  # the decoder start token (T5: the pad token)
+    eos: int
+    pad: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hypothesis:
+    """Generated token ids (end token included when the reply ended) and the reply's score."""
+
+    tokens: list[int]
+    score: float
+
+
+def build_processors(params: GenerationParams, special: SpecialTokens, beams: bool = False) -> list:
+    """transformers' logits processors for `params`, in `generate`'s order."""
+    from transformers import (
+        MinNewTokensLengthLogitsProcessor,
+        NoRepeatNGramLogitsProcessor,
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    processors: list = []
+    if params.repetition_penalty != 1.0:
+        processors.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
+    if params.no_repeat_ngram_size > 0:
+        processors.append(NoRepeatNGramLogitsProcessor(params.no_repeat_ngram_size))
+    if params.min_new_tokens > 0:
+        # The decoder's "prompt" is its start token.
+        processors.append(MinNewTokensLengthLogitsProcessor(1, params.min_new_tokens, special.eos))
+    if params.do_sample and not beams:
+        if params.temperature != 1.0:
+            processors.append(TemperatureLogitsWarper(params.temperature))
+        if params.top_k != 0:
+            processors.append(TopKLogitsWarper(top_k=params.top_k))
+        if params.top_p < 1.0:
+            processors.append(TopPLogitsWarper(top_p=params.top_p))
+    return processors
+
+
+def _process(processors: list, sequences: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    for processor in processors:
+        scores = processor(sequences, scores)
+    return scores
+
+
+def sample(
+    state: StepState,
+    params: GenerationParams,
+    special: SpecialTokens,
+    generator: torch.Generator | None = None,
+) -> list[Hypothesis]:
+    """One reply per row of `state`: sampled when `params.do_sample`, else greedy.
+
+    Rows that end are dropped from the decoder batch as they pile up (see COMPACT_BELOW); the
+    loop stops when every row has ended or after `max_new_tokens`.
+    """
+    total = state.rows
+    processors = build_processors(params, special)
+    sequences = torch.full((total, 1), special.start, dtype=torch.long)
+    logprob_sums = torch.zeros(total, dtype=torch.float64)
+    lengths = torch.zeros(total, dtype=torch.long)
+    running = torch.arange(total)  # original row of each decoder row
+    done = torch.zeros(total, dtype=torch.bool)  # per decoder row
+    tokens = np.full(total, special.start, dtype=np.int64)
+    for _ in range(params.max_new_tokens):
+        logits = torch.from_numpy(state.step(tokens))
+        normaliser = torch.logsumexp(logits, dim=-1)
+        # Some processors write into their input: keep the raw logits for the score.
+        scores = _process(processors, sequences[running], logits.clone()) if processors else logits
+        if params.do_sample:
+            chosen = torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator).squeeze(1)
+        else:
+            chosen = scores.argmax(dim=-1)
+        live = ~done
+        chosen = torch.where(live, chosen, torch.full_like(chosen, special.pad))
+        raw_logp = logits.gather(1, chosen[:, None]).squeeze(1) - normaliser
+        logprob_sums[running[live]] += raw_logp[live].double()
+        lengths[running[live]] += 1
+        column = torch.full((total,), special.pad, dtype=torch.long)
+        column[running] = chosen
+        sequences = torch.cat([sequences, column[:, None]], dim=1)
+        done = done | (chosen == special.eos)
+        still = int((~done).sum())
+        if still == 0:
+            break
+        if still <= COMPACT_BELOW * len(running):
+            keep = (~done).nonzero().squeeze(1)
+            state.select(keep.numpy())
+            running, done, chosen = running[keep], done[keep], chosen[keep]
+        tokens = chosen.numpy().astype(np.int64)
+    return [
+        Hypothesis(
+            _trim(sequences[row, 1:].tolist(), special.eos), float(logprob_sums[row] / max(1, lengths[row]))
+        )
+        for row in range(total)
+    ]
+
+
+def _trim(tokens: list[int], eos: int) -> list[int]:
+    """The tokens up to and including the first end token."""
+    return tokens[: tokens.index(eos) + 1] if eos in tokens else tokens
+
+
+def beam_search(
+    state: StepState, batch: int, beams: int, params: GenerationParams, special: SpecialTokens
+) -> list[list[Hypothesis]]:
+    """The `beams` best hypotheses per prompt; `state` holds `beams` rows per prompt, in order.
+
+    transformers' beam search with length_penalty 1 and early_stopping False.
+    """
+    processors = build_processors(params, special, beams=True)
+    max_length = 1 + params.max_new_tokens  # counted with the decoder start token
+    keep = 2 * beams  # continuations kept per step, so that `beams` stay open after some end
+    running = torch.full((batch, beams, max_length), special.pad, dtype=torch.long)
+    running[:, :, 0] = special.start
+    finished = running.clone()
+    running_scores = torch.zeros(batch, beams)
+    running_scores[:, 1:] = NEG_INF  # only the first beam may start: no duplicate beams
+    finished_scores = torch.full((batch, beams), NEG_INF)
+    is_finished = torch.zeros(batch, beams, dtype=torch.bool)
+    improvable = torch.ones(batch, 1, dtype=torch.bool)
+    top_mask = torch.arange(keep) < beams
+    offsets = torch.arange(batch)[:, None] * beams
+    cur_len = 1
+    tokens = np.full(batch * beams, special.start, dtype=np.int64)
+    while True:
+        logits = torch.from_numpy(state.step(tokens))
+        flat = running[:, :, :cur_len].reshape(batch * beams, cur_len)
+        logp = _process(processors, flat, logits.log_softmax(dim=-1))
+        vocab = logp.shape[-1]
+        totals = (logp.view(batch, beams, vocab) + running_scores[:, :, None]).view(batch, -1)
+        top_scores, top_index = torch.topk(totals, keep)
+        top_beam, top_token = top_index // vocab, top_index % vocab
+        candidates = torch.take_along_dim(running, top_beam[:, :, None], dim=1)
+        candidates[:, :, cur_len] = top_token
+        ends = (top_token == special.eos) | (cur_len + 1 >= max_length)
+        # The best `beams` continuations that did not end keep running.
+        open_scores = top_scores + ends.float() * NEG_INF
+        next_index = torch.topk(open_scores, beams)[1]
+        running = torch.take_along_dim(candidates, next_index[:, :, None], dim=1)
+        running_scores = torch.take_along_dim(open_scores, next_index, dim=1)
+        source = torch.take_along_dim(top_beam, next_index, dim=1)
+        # Ended continuations among the top `beams` join the finished ones if they beat them.
+        just_ended = ends & top_mask[None, :]
+        ended_scores = top_scores / cur_len  # length includes the new token: cur_len + 1 - 1
+        ended_scores = ended_scores + (~improvable).float() * NEG_INF + (~just_ended).float() * NEG_INF
+        merged = torch.cat([finished, candidates], dim=1)
+        merged_scores = torch.cat([finished_scores, ended_scores], dim=1)
+        merged_done = torch.cat([is_finished, just_ended], dim=1)
+        best = torch.topk(merged_scores, beams)[1]
+        finished = torch.take_along_dim(merged, best[:, :, None], dim=1)
+        finished_scores = torch.take_along_dim(merged_scores, best, dim=1)
+        is_finished = torch.take_along_dim(merged_done, best, dim=1)
+        cur_len += 1
+        best_possible = running_scores[:, :1] / (cur_len - 1)
+        worst = torch.where(is_finished, finished_scores.min(dim=1, keepdim=True)[0], torch.tensor(NEG_INF))
+        improvable = improvable & (best_possible > worst).any(dim=-1, keepdim=True)
+        if not bool(improvable.any()) or bool(ends.all()) or cur_len >= max_length:
+            break
+        state.select((source + offsets).reshape(-1).numpy(), within_prompts=True)
+        tokens = running[:, :, cur_len - 1].reshape(-1).numpy().astype(np.int64)
+    return [
+        [
+            Hypothesis(_trim(finished[b, k, 1:].tolist(), special.eos), float(finished_scores[b, k]))
+            for k in range(beams)
+        ]
+        for b in range(batch)
+    ]
+
+
+def teacher_force(state: StepState, targets: list[list[int]], special: SpecialTokens) -> list[float]:
+    """The summed log-probability of each row's target tokens (end token included by the
+    caller), feeding the targets one step at a time."""
+    longest = max((len(t) for t in targets), default=0)
+    sums = np.zeros(len(targets), dtype=np.float64)
+    previous = np.full(len(targets), special.start, dtype=np.int64)
+    for position in range(longest):
+        logp = torch.from_numpy(state.step(previous)).log_softmax(dim=-1).numpy()
+        current = np.array(
+            [t[position] if position < len(t) else special.pad for t in targets], dtype=np.int64
+        )
+        valid = np.array([position < len(t) for t in targets])
+        sums += np.where(valid, logp[np.arange(len(targets)), current], 0.0)
+        previous = current
+    return sums.tolist()
