@@ -101,9 +101,6 @@ class ModelSettings(_Section):
     dtype: Literal["auto", "float32", "bfloat16", "int8"] = "auto"
     # Converted CTranslate2 and exported ONNX models, by adapter version.
     cache_dir: Path = Path(".punchline/cache")
-    # Weights of the onnxruntime backend's graphs when dtype is auto or int8: int8 (dynamic
-    # quantisation of every MatMul, per channel) or int4 (4-bit weights in blocks of 32).
-    onnx_quantization: Literal["int8", "int4"] = "int8"
     max_new_tokens: int = Field(default=32, ge=1, le=512)
     # At least this many new tokens (0: none). Benchmarks force a fixed length with it.
     min_new_tokens: int = Field(default=0, ge=0, le=512)

@@ -89,9 +89,7 @@ def _load(name: str, source: ModelSource, model: ModelSettings, worker: WorkerSe
     if name == "onnxruntime":
         from model.backends.onnx import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend.load(
-            source, model.cache_dir, model.device, model.dtype, worker.threads, model.onnx_quantization
-        )
+        return OnnxRuntimeBackend.load(source, model.cache_dir, model.device, model.dtype, worker.threads)
     if name == "ctranslate2":
         from model.backends.ct2 import CTranslate2Backend
 

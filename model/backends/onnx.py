@@ -8,8 +8,7 @@ Its life, in the calls it makes:
     state = sessions.encode(input_ids, attention_mask, n)  # encoder once per prompt
     onnx_decoding.sample(state, params, special)           # or beam_search: the decode loop
 
-dtype "auto" / "int8" serves the int8 graphs (or int4, PUNCHLINE_MODEL__ONNX_QUANTIZATION),
-"float32" the unquantised export. Measured with flan-t5-large's architecture on 2 CPU cores
+dtype "auto" / "int8" serves the int8 graphs, "float32" the unquantised export. Measured with flan-t5-large's architecture on 2 CPU cores
 (bench/inference.py): about twice as fast as CTranslate2 int8, alone and in batches.
 """
 
@@ -31,7 +30,7 @@ from model.loading import ModelSource, load_merged_model, load_tokenizer
 log = logging.getLogger(__name__)
 
 
-def pick_quantization(dtype: str, quantization: str, device: str) -> str:
+def pick_quantization(dtype: str, device: str) -> str:
     """What the configured dtype means here: the quantised graphs on CPU, float32 on a GPU
     (ONNX Runtime's int8 MatMul kernels are CPU kernels)."""
     if dtype == "float32" or (dtype == "auto" and device == "cuda"):
@@ -41,7 +40,7 @@ def pick_quantization(dtype: str, quantization: str, device: str) -> str:
             raise OnnxBackendError(
                 "the onnxruntime backend quantises for CPU only; use dtype float32 on a GPU"
             )
-        return quantization
+        return "int8"
     raise OnnxBackendError(f"dtype {dtype!r} is not available with onnxruntime; use auto, int8 or float32")
 
 
@@ -152,7 +151,6 @@ class OnnxRuntimeBackend:
         device: str = "auto",
         dtype: str = "auto",
         threads: int = 0,
-        quantization: str = "int8",
     ) -> OnnxRuntimeBackend:
         """Export (first use) and open the model described by `source`.
 
@@ -160,7 +158,7 @@ class OnnxRuntimeBackend:
         `ensure_export` raises.
         """
         device = resolve_ort_device(device)
-        quantization = pick_quantization(dtype, quantization, device)
+        quantization = pick_quantization(dtype, device)
         tokenizer = load_tokenizer(source)
         sessions, manifest = open_entry(source, cache_dir, quantization, threads, device)
         if threads > 0:

@@ -7,8 +7,11 @@ out of numpy except when rows are reordered (beam search) or dropped (finished r
 
 Threads (measured on 2 cores, flan-t5-large int8): intra-op threads = the worker's `THREADS`
 (0: one per core), one inter-op thread with sequential execution (a decoder step is a chain of
-small matmuls; parallel branches only contend for the same cores), and spinning left on (off
-made a lone reply 20% slower, a batch of 32 17% slower).
+matmuls; parallel branches only contend for the same cores), and no spinning between ops. On
+an idle machine spinning made a lone reply 15% faster (0.36 against 0.42 s), but with one other
+busy process on the machine it made it 50% slower (0.95 against 0.63 s) and a batch of 32
+nearly twice as slow: a bot shares its small server with the chat front-ends, the database and
+whatever else runs there, so the robust setting wins.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ def session_options(threads: int) -> ort.SessionOptions:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: ORT's warnings are about its own fusions
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return options
 
 
