@@ -193,14 +193,16 @@ def _quiet() -> Iterator[None]:
 
 
 def trace_graphs(model: Any, shape: GraphShape, encoder_path: Path, decoder_path: Path) -> None:
-    """`torch.onnx.export` both graphs with dynamic batch and sequence dimensions."""
+    """`torch.onnx.export` both graphs with dynamic batch and sequence dimensions. `model` is
+    spent afterwards (its fused projections are emptied)."""
     layers = shape.layers
     encoder_inputs, decoder_inputs = input_names(layers)
     ids = torch.full((2, 4), 5, dtype=torch.long)
     mask = torch.ones(2, 4, dtype=torch.long)
     source = {0: "batch", 1: "source"}
     kv_source = {0: "batch", 2: "source"}
-    encoder, decoder = EncoderGraph(model).eval(), DecoderStepGraph(model).eval()
+    # The graphs take over (release) the projections they fuse: the model only traces now.
+    encoder, decoder = EncoderGraph(model, release=True).eval(), DecoderStepGraph(model, release=True).eval()
     with torch.inference_mode(False), torch.no_grad(), _quiet():
         cross = encoder(ids, mask)
         torch.onnx.export(
