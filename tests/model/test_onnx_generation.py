@@ -195,3 +195,51 @@ def test_teacher_forced_scores_equal_transformers_loss(pair) -> None:
     got = ort.score(PROMPTS, targets)
     assert [t for _, t in got] == [int((row != -100).sum()) for row in labels]
     assert [s for s, _ in got] == pytest.approx(expected, abs=1e-3)
+
+
+# -- the sampling arithmetic, against transformers' own warpers ---------------------------------
+
+
+@pytest.mark.parametrize("top_k, top_p", [(50, 0.95), (5, 1.0), (0, 0.9), (0, 1.0), (3, 0.5), (100000, 0.8)])
+@pytest.mark.parametrize("temperature_scale", [1.0, 30.0])  # random weights: logits with std 30
+def test_top_k_top_p_is_transformers_distribution(top_k: int, top_p: float, temperature_scale: float) -> None:
+    from transformers import TopKLogitsWarper, TopPLogitsWarper
+
+    from model.backends.onnx_decoding import filter_top_k_top_p
+
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randn(4, 1000, generator=generator) * temperature_scale
+    scores[0, :10] = float("-inf")  # banned tokens (no-repeat n-grams) stay banned
+    expected = scores.clone()
+    if top_k:
+        expected = TopKLogitsWarper(top_k)(None, expected)
+    if top_p < 1.0:
+        expected = TopPLogitsWarper(top_p)(None, expected)
+    expected = torch.softmax(expected, dim=-1)
+    ids, probs = filter_top_k_top_p(scores.clone(), top_k, top_p)
+    got = torch.zeros_like(expected)
+    if ids is None:
+        got = probs
+    else:
+        got.scatter_(1, ids, probs)
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert bool((got[0, :10] == 0).all())
+
+
+def test_drawing_never_picks_a_token_of_probability_zero() -> None:
+    from model.backends.onnx_decoding import _draw
+
+    probs = torch.tensor([[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]]).repeat(500, 1)
+    ids = torch.tensor([[7, 8, 9], [4, 5, 6]]).repeat(500, 1)
+    picked = _draw(ids, probs, torch.Generator().manual_seed(0))
+    assert set(picked[0::2].tolist()) == {8} and set(picked[1::2].tolist()) == {4, 6}
+    share = (picked[1::2] == 4).float().mean().item()
+    assert 0.4 < share < 0.6  # drawn in proportion
+
+
+def test_log_normaliser_equals_logsumexp() -> None:
+    from model.backends.onnx_decoding import log_normaliser
+
+    x = torch.randn(3, 500) * 40
+    x[1, :100] = float("-inf")
+    assert torch.allclose(log_normaliser(x.clone()), torch.logsumexp(x, dim=-1), atol=1e-5)
