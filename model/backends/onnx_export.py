@@ -218,6 +218,7 @@ def trace_graphs(model: Any, shape: GraphShape, encoder_path: Path, decoder_path
             },
             opset_version=OPSET,
             dynamo=False,
+            custom_opsets={"com.microsoft": 1},
         )
         # A non-empty past, so the trace records the concatenation for every length.
         past = [torch.zeros(2, shape.heads, 2, shape.d_kv) for _ in range(2 * layers)]
@@ -238,6 +239,7 @@ def trace_graphs(model: Any, shape: GraphShape, encoder_path: Path, decoder_path
             dynamic_axes=axes,
             opset_version=OPSET,
             dynamo=False,
+            custom_opsets={"com.microsoft": 1},
         )
 
 

@@ -54,6 +54,10 @@ def session_options(threads: int) -> ort.SessionOptions:
     options.add_session_config_entry("session.intra_op.spin_duration_us", "50")
     options.add_session_config_entry("session.force_spinning_stop", "1")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    # Attention probabilities far below the largest underflow into denormals, which x86 handles
+    # on a slow path: flushing them to zero (below 1e-38, nothing a logit feels) made a batch
+    # of 32 replies 6% faster.
+    options.add_session_config_entry("session.set_denormal_as_zero", "1")
     return options
 
 
