@@ -121,7 +121,7 @@ class WorkerSettings(_Section):
 
     queue_size: int = Field(default=64, ge=1)
     # Requests decoded together (each with ModelSettings.candidates sequences). 32 keeps a full
-    # batch under ~4 s on 2 CPU cores with CTranslate2 int8 (bench/inference.py).
+    # batch under ~2 s on 2 CPU cores with ONNX Runtime int8, ~3 s with CTranslate2 (bench/inference.py).
     max_batch_size: int = Field(default=32, ge=1)
     timeout_s: float = Field(default=30.0, gt=0)  # a request's deadline
     threads: int = Field(default=0, ge=0)  # intra-op threads (torch, CTranslate2, ONNX Runtime); 0: all cores
