@@ -12,6 +12,8 @@ The project's errors, where each lives, and what raises it:
   + SetupPoolError                    bot/battles/pool.py   the battle setup file is unusable
   + ModelLoadError                    model/types.py   the base model cannot be loaded
     - CTranslate2Error                model/backends/ct2.py   conversion or loading failed
+    - OnnxBackendError                model/backends/onnx_errors.py   export, cache or session failed
+      . OnnxExportError                 the export disagrees with transformers' logits
   + AdapterError                      model/types.py   adapter missing, corrupt, other base model
   + GenerationError                   model/types.py   this request got no punchline
     - InvalidSetup                      empty, too long, n out of range

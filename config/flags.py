@@ -50,7 +50,7 @@ FLAGS: dict[str, Flag] = {
             "model",
             "backend",
             "inference backend (PUNCHLINE_MODEL__BACKEND)",
-            choices=("auto", "transformers", "ctranslate2"),
+            choices=("auto", "transformers", "ctranslate2", "onnxruntime"),
         ),
         Flag("--device", "model", "device", "PUNCHLINE_MODEL__DEVICE", choices=("auto", "cpu", "cuda")),
         Flag(

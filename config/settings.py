@@ -94,10 +94,13 @@ class ModelSettings(_Section):
     # More adapter directories served beside the current one (battles between versions); each
     # is a full model copy in memory (CTranslate2 int8: ~0.8 GB for flan-t5-large).
     extra_adapters: PathList = Field(default_factory=list)
-    backend: Literal["auto", "transformers", "ctranslate2"] = "auto"
+    # auto: transformers bf16 on a GPU; on CPU onnxruntime, else ctranslate2, else transformers
+    # (the fastest first, as bench/inference.py measured them; each falls back to the next).
+    backend: Literal["auto", "transformers", "ctranslate2", "onnxruntime"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "int8"] = "auto"
-    cache_dir: Path = Path(".punchline/cache")  # converted CTranslate2 models, by adapter version
+    # Converted CTranslate2 and exported ONNX models, by adapter version.
+    cache_dir: Path = Path(".punchline/cache")
     max_new_tokens: int = Field(default=32, ge=1, le=512)
     # At least this many new tokens (0: none). Benchmarks force a fixed length with it.
     min_new_tokens: int = Field(default=0, ge=0, le=512)
@@ -118,10 +121,10 @@ class WorkerSettings(_Section):
 
     queue_size: int = Field(default=64, ge=1)
     # Requests decoded together (each with ModelSettings.candidates sequences). 32 keeps a full
-    # batch under ~4 s on 2 CPU cores with CTranslate2 int8 (bench/inference.py).
+    # batch under ~2 s on 2 CPU cores with ONNX Runtime int8, ~3 s with CTranslate2 (bench/inference.py).
     max_batch_size: int = Field(default=32, ge=1)
     timeout_s: float = Field(default=30.0, gt=0)  # a request's deadline
-    threads: int = Field(default=0, ge=0)  # torch / CTranslate2 intra-op threads; 0: all cores
+    threads: int = Field(default=0, ge=0)  # intra-op threads (torch, CTranslate2, ONNX Runtime); 0: all cores
     stats_log_s: float = Field(default=60.0, ge=0)  # log the worker's counters this often; 0: never
 
 

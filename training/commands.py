@@ -125,8 +125,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("--output", type=Path, help="also write the table to this file")
     compare.set_defaults(handler=_compare)
 
-    evaluate = sub.add_parser("eval", help="score base model and adapter on the test split")
-    add_flags(evaluate, "base_model")
+    evaluate = sub.add_parser(
+        "eval",
+        help="score base model and adapter on the test split",
+        description="Score the test split under the base model and under the adapter; with "
+        "--backend, score that serving backend against transformers float32 on the same adapter "
+        "instead (loss, greedy agreement, echo/empty/distinct).",
+    )
+    add_flags(evaluate, "base_model", "backend", "device", "dtype")
     evaluate.add_argument("--adapter", type=Path, required=True)
     evaluate.add_argument("--data", type=Path, required=True)
     evaluate.add_argument(
@@ -385,16 +391,28 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from training.evaluate import evaluate, write_report
+    from training.evaluate import BackendReport, EvalReport, evaluate, evaluate_backend, write_report
 
     if args.parent is not None:
         return _gate(args)
     if args.feedback is not None:
         raise PunchlineError("--feedback goes with --parent (the gate's preference accuracy)")
 
-    report = evaluate(
-        _base_model(args), args.adapter, args.data, limit=args.limit, batch_size=args.batch_size
-    )
+    report: EvalReport | BackendReport
+    if args.backend is not None:
+        settings = settings_from_args(args)
+        report = evaluate_backend(
+            settings.model,
+            settings.worker,
+            args.adapter,
+            args.data,
+            limit=args.limit,
+            batch_size=args.batch_size,
+        )
+    else:
+        report = evaluate(
+            _base_model(args), args.adapter, args.data, limit=args.limit, batch_size=args.batch_size
+        )
     json_path, md_path = write_report(report, args.output_dir or args.adapter)
     print(report.markdown())
     print(f"written: {json_path}, {md_path}")

@@ -3,13 +3,18 @@
 Per variant: mean token loss and perplexity of the original punchlines (teacher forcing), and of
 greedy replies: echo rate (mostly repeating the setup, the untuned model's failure), empty rate,
 distinct-1/distinct-2 and mean length in words. Written as `eval.json` and `eval.md`.
+
+`punchline eval --backend NAME` (`evaluate_backend`) asks instead what a serving engine costs in
+quality: the same adapter served by transformers in float32 and by NAME (e.g. onnxruntime int8),
+each scored the same way through the backend interface, plus greedy agreement (the share of
+setups whose greedy reply is the same text under both). Written as `eval-<backend>.json/.md`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +29,8 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
 
+    from config.settings import ModelSettings, WorkerSettings
+    from model.backends.base import Backend
     from training.generation import TunedModel
 
 EVAL_JSON = "eval.json"
@@ -235,10 +242,160 @@ def evaluate(
     )
 
 
-def write_report(report: EvalReport, directory: Path) -> tuple[Path, Path]:
-    """Write `eval.json` and `eval.md` into `directory`."""
+@dataclass(frozen=True, slots=True)
+class BackendScore:
+    """One serving backend on the test split."""
+
+    backend: str  # e.g. "onnxruntime-int8"
+    loss: float  # of the original punchlines, per token (end token included)
+    perplexity: float
+    greedy_agreement: float  # share of greedy replies identical to the reference backend's
+    replies: ReplyStats
+
+
+@dataclass
+class BackendReport:
+    """A backend against transformers float32 on the same adapter."""
+
+    adapter_version: str
+    base_model: str
+    data: str
+    test_jokes: int
+    reference: BackendScore
+    candidate: BackendScore
+    differences: list[Example] = field(default_factory=list)  # base = reference, tuned = candidate
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
+
+    def markdown(self) -> str:
+        """The comparison as a Markdown table (plus a few replies that differ)."""
+        r, c = self.reference, self.candidate
+        rows = [
+            ("loss of original punchlines", f"{r.loss:.4f}", f"{c.loss:.4f}"),
+            ("perplexity", f"{r.perplexity:.2f}", f"{c.perplexity:.2f}"),
+            (f"greedy agreement with {r.backend}", f"{r.greedy_agreement:.1%}", f"{c.greedy_agreement:.1%}"),
+            ("echo rate", f"{r.replies.echo_rate:.1%}", f"{c.replies.echo_rate:.1%}"),
+            ("empty rate", f"{r.replies.empty_rate:.1%}", f"{c.replies.empty_rate:.1%}"),
+            ("distinct-1", f"{r.replies.distinct_1:.3f}", f"{c.replies.distinct_1:.3f}"),
+            ("distinct-2", f"{r.replies.distinct_2:.3f}", f"{c.replies.distinct_2:.3f}"),
+            ("mean length (words)", f"{r.replies.mean_words:.2f}", f"{c.replies.mean_words:.2f}"),
+        ]
+        lines = [
+            f"Backend {c.backend} against {r.backend}, adapter {self.adapter_version}, on "
+            f"{self.test_jokes} test jokes from {self.data} (base model {self.base_model})",
+            "",
+            f"| metric | {r.backend} | {c.backend} |",
+            "| --- | --- | --- |",
+            *[f"| {m} | {x} | {y} |" for m, x, y in rows],
+        ]
+        if self.differences:
+            cell = lambda s: s.replace("|", "\\|") or "(empty)"  # noqa: E731
+            lines += ["", f"| Setup | {r.backend} | {c.backend} |", "| --- | --- | --- |"]
+            lines += [f"| {cell(e.setup)} | {cell(e.base)} | {cell(e.tuned)} |" for e in self.differences]
+        return "\n".join(lines)
+
+
+def evaluate_backend(
+    model: "ModelSettings",
+    worker: "WorkerSettings",
+    adapter_dir: Path,
+    data: Path,
+    *,
+    limit: int | None = None,
+    batch_size: int = 16,
+    loader: "Callable[[ModelSettings, Path], Backend] | None" = None,
+) -> BackendReport:
+    """Score the test split of `data` under transformers float32 and under `model.backend`.
+
+    Both load through `load_backend` (or `loader(settings, adapter_dir)`, injected by tests),
+    one after the other so that only one model is in memory at a time. Raises what loading
+    raises (`ModelLoadError`, `AdapterError`) and `DataError` for an empty test split.
+    """
+    from model.backends import load_backend
+    from model.loading import resolve_adapter
+
+    metadata = resolve_adapter(adapter_dir, model.base)
+    prepared = prepare_data(
+        data, max_answer_chars=int(metadata.hyperparameters.get("max_answer_chars", 200)), require_train=False
+    )
+    test = prepared.split.test[:limit] if limit else prepared.split.test
+    if not test:
+        raise DataError(f"{data} has no jokes in its test split: use a larger data file")
+
+    def load(settings: "ModelSettings") -> "Backend":
+        if loader is not None:
+            return loader(settings, adapter_dir)
+        return load_backend(settings, worker, adapter_dir)
+
+    reference_settings = model.model_copy(update={"backend": "transformers", "dtype": "float32"})
+    ref_name, ref_loss, ref_replies = _score_backend(load(reference_settings), test, batch_size)
+    name, loss, replies = _score_backend(load(model), test, batch_size)
+    setups = [j.question for j in test]
+    agreement = sum(a == b for a, b in zip(ref_replies, replies, strict=True)) / len(test)
+    differences = [
+        Example(s, j.answer, a, b) for s, j, a, b in zip(setups, test, ref_replies, replies) if a != b
+    ][:EXAMPLES]
+    return BackendReport(
+        adapter_version=metadata.version,
+        base_model=model.base,
+        data=str(data),
+        test_jokes=len(test),
+        reference=_backend_score(ref_name, ref_loss, 1.0, setups, ref_replies),
+        candidate=_backend_score(name, loss, agreement, setups, replies),
+        differences=differences,
+    )
+
+
+def _score_backend(backend: "Backend", test: Sequence[Joke], batch_size: int) -> tuple[str, float, list[str]]:
+    """(backend name, per-token loss of the originals, greedy replies); closes the backend."""
+    from model.backends.base import Scorer
+    from model.generation import GenerationParams
+    from model.prompt import build_prompt
+    from training.generation import DEFAULT_MAX_NEW_TOKENS
+
+    greedy = GenerationParams(
+        max_new_tokens=DEFAULT_MAX_NEW_TOKENS,
+        do_sample=False,
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        num_candidates=1,
+    )
+    if not isinstance(backend, Scorer):
+        raise DataError(f"backend {backend.name} cannot score replies, so it cannot be evaluated")
+    total, tokens, replies = 0.0, 0, []
+    try:
+        for start in range(0, len(test), batch_size):
+            jokes = test[start : start + batch_size]
+            prompts = [build_prompt(j.question, backend.prompt_template) for j in jokes]
+            for logp, count in backend.score(prompts, [j.answer for j in jokes]):
+                total, tokens = total - logp, tokens + count
+            replies += [cands[0].text.strip() for cands in backend.generate(prompts, 1, greedy)]
+        return backend.name, total / max(1, tokens), replies
+    finally:
+        backend.close()
+
+
+def _backend_score(
+    name: str, loss: float, agreement: float, setups: list[str], replies: list[str]
+) -> BackendScore:
+    return BackendScore(name, loss, math.exp(min(loss, 50.0)), agreement, reply_stats(setups, replies))
+
+
+def backend_report_paths(report: BackendReport, directory: Path) -> tuple[Path, Path]:
+    """`eval-<backend>.json` and `.md` in `directory`."""
+    stem = f"eval-{report.candidate.backend}"
+    return directory / f"{stem}.json", directory / f"{stem}.md"
+
+
+def write_report(report: EvalReport | BackendReport, directory: Path) -> tuple[Path, Path]:
+    """Write the report as JSON and Markdown into `directory` (`eval.json` and `eval.md`, or
+    `eval-<backend>.json/.md` for a backend comparison)."""
     directory.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = directory / EVAL_JSON, directory / EVAL_MD
+    if isinstance(report, BackendReport):
+        json_path, md_path = backend_report_paths(report, directory)
+    else:
+        json_path, md_path = directory / EVAL_JSON, directory / EVAL_MD
     json_path.write_text(report.to_json() + "\n", encoding="utf-8")
     md_path.write_text(report.markdown() + "\n", encoding="utf-8")
     return json_path, md_path

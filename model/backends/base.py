@@ -32,3 +32,13 @@ class Backend(Protocol):
 
 # Loads a backend for an adapter directory (None: the base model alone). Runs in a worker thread.
 BackendLoader = Callable[[Path | None], Backend]
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """A backend that can score given replies (teacher forcing), for `punchline eval`."""
+
+    def score(self, prompts: list[str], targets: list[str]) -> list[tuple[float, int]]:
+        """(summed log-probability, token count) of each target after its prompt, the end
+        token included: the gold-punchline loss is minus the sum over the count."""
+        ...

@@ -217,6 +217,14 @@ class CTranslate2Backend:
             per_prompt.append(candidates)
         return per_prompt
 
+    def score(self, prompts: list[str], targets: list[str]) -> list[tuple[float, int]]:
+        """(summed log-probability, tokens) of each target reply, end token included."""
+        sources = [self.tokenizer.convert_ids_to_tokens(ids) for ids in self.tokenizer(prompts)["input_ids"]]
+        # CTranslate2 appends the end token to each target itself.
+        ids = self.tokenizer(targets, add_special_tokens=False)["input_ids"]
+        results = self.translator.score_batch(sources, [self.tokenizer.convert_ids_to_tokens(t) for t in ids])
+        return [(float(sum(r.log_probs)), len(r.log_probs)) for r in results]
+
     def close(self) -> None:
         """Release the translator's memory."""
         self.translator = None

@@ -116,6 +116,18 @@ class TransformersBackend:
         ]
         return [flat[i * n : (i + 1) * n] for i in range(len(prompts))]
 
+    @torch.inference_mode()
+    def score(self, prompts: list[str], targets: list[str]) -> list[tuple[float, int]]:
+        """(summed log-probability, tokens) of each target reply, end token included."""
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
+        labels = self.tokenizer(targets, return_tensors="pt", padding=True)["input_ids"].to(self.device)
+        valid = labels != self.tokenizer.pad_token_id
+        labels = labels.masked_fill(~valid, -100)
+        logits = self.model(**enc, labels=labels).logits.float()
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        sums = torch.where(valid, logp, torch.zeros_like(logp)).sum(dim=1)
+        return [(float(s), int(n)) for s, n in zip(sums.tolist(), valid.sum(dim=1).tolist())]
+
     def close(self) -> None:
         """Drop the model so its memory can be freed."""
         self.model = None

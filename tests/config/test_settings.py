@@ -60,7 +60,7 @@ def test_overrides_beat_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     ("name", "value", "says"),
     [
         ("PUNCHLINE_WORKER__QUEUE_SIZE", "0", "greater than or equal to 1"),
-        ("PUNCHLINE_MODEL__BACKEND", "onnx", "'transformers' or 'ctranslate2'"),
+        ("PUNCHLINE_MODEL__BACKEND", "onnx", "'ctranslate2' or 'onnxruntime'"),
         ("PUNCHLINE_TELEGRAM__ADMIN_IDS", "alice", "valid integer"),
         ("PUNCHLINE_MODEL__TEMPERATURE", "hot", "valid number"),
     ],

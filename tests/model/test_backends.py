@@ -132,7 +132,10 @@ def test_other_dtypes_generate_and_sample(
             assert c.score <= 0 and 1 <= c.tokens <= 8
 
 
-def test_auto_backend_on_cpu_is_ctranslate2() -> None:
+def test_auto_backend_on_cpu_without_onnxruntime_is_ctranslate2(monkeypatch: pytest.MonkeyPatch) -> None:
+    import model.backends as backends
+
+    monkeypatch.setattr(backends, "_installed", lambda name: name != "onnxruntime")
     assert choose_backend(ModelSettings(backend="auto", device="cpu")) == "ctranslate2"
     assert choose_backend(ModelSettings(backend="transformers")) == "transformers"
 
