@@ -141,8 +141,8 @@ async def run_serve(
 
     `generator` replaces the in-process worker (tests); `front_ends` builds the runners;
     `grace_s` is how long front-ends may finish replies before the generator is closed.
-    Raises `NoFrontEndError` when neither token is set, and a `PunchlineError` when a
-    front-end stops with an error (the others are stopped too).
+    Raises `NoFrontEndError` when neither token is set, and, once serving ends, a
+    `PunchlineError` when a front-end failed (the others served on meanwhile).
     """
     if not configured_platforms(settings):
         raise NoFrontEndError(
@@ -179,14 +179,16 @@ async def _serve(runtime: Runtime, stop: asyncio.Event, front_ends: FrontEndFact
 async def _run_front_ends(
     runtime: Runtime, runners: list[FrontEnd], stop: asyncio.Event, grace_s: float
 ) -> None:
+    """Run every front-end until `stop`; one that fails (a rejected token, say) is logged and
+    the others go on serving. Raises the first failure once all have stopped."""
     tasks = {asyncio.create_task(_run(fe, stop), name=fe.name): fe for fe in runners}
     stop_task = asyncio.create_task(stop.wait())
     try:
         log.info("serving %s", ", ".join(fe.name for fe in runners))
         if runtime.battles is not None:
-            await _resume_battles_when_ready(runtime, runners, [*tasks, stop_task])
-        await asyncio.wait([*tasks, stop_task], return_when=asyncio.FIRST_COMPLETED)
-        stop.set()  # one front-end ending (or failing) stops the others too
+            await _resume_battles_when_ready(runtime, tasks, stop_task)
+        await _until_stop_or_all_ended(tasks, stop_task)
+        stop.set()
         if runtime.battles is not None:
             await runtime.battles.close()  # timers stop; rounds stay in the database
         _, pending = await asyncio.wait(tasks, timeout=grace_s)
@@ -208,30 +210,51 @@ async def _run_front_ends(
     _raise_first_failure(list(tasks))
 
 
+async def _until_stop_or_all_ended(
+    tasks: dict[asyncio.Task[None], FrontEnd], stop_task: asyncio.Task[Any]
+) -> None:
+    live = set(tasks)
+    while live and not stop_task.done():
+        done, _ = await asyncio.wait([*live, stop_task], return_when=asyncio.FIRST_COMPLETED)
+        for task in done & live:
+            live.discard(task)
+            if task.cancelled() or task.exception() is None:
+                log.warning("front-end %s stopped", task.get_name())
+            else:
+                log.error(
+                    "front-end %s failed; %s", task.get_name(),
+                    f"still serving {', '.join(t.get_name() for t in live)}" if live else "none left",
+                    exc_info=task.exception(),
+                )  # fmt: skip
+
+
 async def _run(front_end: FrontEnd, stop: asyncio.Event) -> None:
     await front_end.run(stop)
 
 
 async def _resume_battles_when_ready(
-    runtime: Runtime, runners: list[FrontEnd], watch: list[asyncio.Task[Any]]
+    runtime: Runtime, tasks: dict[asyncio.Task[None], FrontEnd], stop_task: asyncio.Task[Any]
 ) -> None:
-    """Resume open battle rounds once every front-end can post (or one of `watch` ends)."""
+    """Resume open battle rounds once every running front-end can post (a failed one is not
+    waited for), or not at all when serving stops first."""
     assert runtime.battles is not None
     waited = 0.0
-    while not all(fe.ready() for fe in runners) and not any(t.done() for t in watch):
+
+    def running() -> list[FrontEnd]:
+        return [fe for task, fe in tasks.items() if not task.done()]
+
+    while running() and not all(fe.ready() for fe in running()) and not stop_task.done():
         if waited >= READY_TIMEOUT_S:
             log.warning("front-ends not ready after %.0f s; resuming battles anyway", waited)
             break
         await asyncio.sleep(READY_POLL_S)
         waited += READY_POLL_S
-    if not any(t.done() for t in watch):
+    if running() and not stop_task.done():
         await runtime.battles.resume()
 
 
 def _raise_first_failure(tasks: list[asyncio.Task[Any]]) -> None:
     failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception() is not None]
-    for task in failed:
-        log.error("front-end %s failed", task.get_name(), exc_info=task.exception())
     if failed:
         exc = failed[0].exception()
         if isinstance(exc, PunchlineError):

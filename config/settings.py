@@ -64,6 +64,9 @@ class TelegramSettings(_Section):
     send_retry_delay: float = Field(default=1.0, ge=0)
     typing_interval: float = Field(default=4.0, gt=0)  # Telegram shows "typing" for ~5 s
     concurrent_updates: int = Field(default=64, ge=1)  # updates handled at once (one per user)
+    # On shutdown: how long running handlers, then queued replies, may take before they are
+    # dropped (logged), so SIGTERM always ends the process.
+    stop_timeout_s: float = Field(default=10.0, gt=0)
 
     _lists = field_validator("admin_ids", "allowed_chats", "allowed_users", mode="before")(_split_list)
 
@@ -126,6 +129,9 @@ class WorkerSettings(_Section):
     timeout_s: float = Field(default=30.0, gt=0)  # a request's deadline
     threads: int = Field(default=0, ge=0)  # intra-op threads (torch, CTranslate2, ONNX Runtime); 0: all cores
     stats_log_s: float = Field(default=60.0, ge=0)  # log the worker's counters this often; 0: never
+    # On close, the batch being decoded may finish for this long; then its requests are
+    # answered "busy" and the worker stops without it, so SIGTERM always ends the process.
+    close_timeout_s: float = Field(default=10.0, gt=0)
 
 
 class BrokerSettings(_Section):
@@ -219,6 +225,10 @@ class BattleSettings(_Section):
     # platform's message limit says so (Discord: 2000 characters, about 6 entries of 200);
     # later entries are refused with a message saying the round is full.
     max_entries: int = Field(default=16, ge=2, le=25)
+    # After a restart, a round whose deadline passed while the bot was down stays open this
+    # long, so the entries and votes the platform held for the bot (sent before the deadline)
+    # still count once they are read.
+    resume_grace_s: float = Field(default=10.0, ge=0)
     # Adapter versions the bot fields when several are loaded (their wins feed the Elo table);
     # 1: only the current one; 0: the bot does not play.
     bot_versions: int = Field(default=2, ge=0, le=4)

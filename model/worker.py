@@ -97,6 +97,7 @@ class InferenceWorker:
         self._load_thread = ThreadPoolExecutor(1, thread_name_prefix="punchline-load")
         self._reload_lock = asyncio.Lock()
         self._batcher: asyncio.Task[None] | None = None
+        self._running: list[_Request] = []  # the batch being decoded
         self._stats_logger: asyncio.Task[None] | None = None
         self._pending_closes: set[asyncio.Future[None]] = set()
         self._started = False
@@ -139,18 +140,38 @@ class InferenceWorker:
             item = self._queue.get_nowait()
             if isinstance(item, _Request):
                 self._fail(item, WorkerClosed("the worker is shutting down; try again later"))
-        if self._batcher is not None:
-            self._queue.put_nowait(_STOP)  # the queue is empty now, so there is room
-            await self._batcher
+        finished = await self._stop_batcher()
         if self._stats_logger is not None:
             self._stats_logger.cancel()
         loop = asyncio.get_running_loop()
-        for backend in self._backends.values():
-            await loop.run_in_executor(self._model_thread, backend.close)
+        if finished:  # else the model thread is still busy: the process is leaving anyway
+            for backend in self._backends.values():
+                await loop.run_in_executor(self._model_thread, backend.close)
         self._backends.clear()
         self._current = None
         self._model_thread.shutdown(wait=False, cancel_futures=True)
         self._load_thread.shutdown(wait=False, cancel_futures=True)
+
+    async def _stop_batcher(self) -> bool:
+        """Let the batch in flight finish for up to `close_timeout_s`; past that its requests
+        get `WorkerClosed` and the batcher is dropped (a decode cannot be interrupted, and
+        SIGTERM must end the process). True when it finished."""
+        if self._batcher is None:
+            return True
+        self._queue.put_nowait(_STOP)  # the queue is empty now, so there is room
+        done, _ = await asyncio.wait({self._batcher}, timeout=self._settings.close_timeout_s)
+        if done:
+            return True
+        log.warning(
+            "the batch in progress did not finish within %.0f s of closing; its %d request(s) "
+            "are answered busy",
+            self._settings.close_timeout_s,
+            len(self._running),
+        )
+        self._batcher.cancel()
+        for r in self._running:
+            self._fail(r, WorkerClosed("the worker is shutting down; try again later"))
+        return False
 
     async def __aenter__(self) -> InferenceWorker:
         await self.start()
@@ -325,13 +346,15 @@ class InferenceWorker:
                     stop = True
                     break
                 batch.append(item)
+            self._running = [r for r in batch if isinstance(r, _Request)]
             try:
-                await self._run_batch([r for r in batch if isinstance(r, _Request)])
+                await self._run_batch(self._running)
             except Exception:  # noqa: BLE001 - the loop must outlive any one batch
                 log.exception("batch failed unexpectedly")
                 for r in batch:
                     if isinstance(r, _Request):
                         self._fail(r, GenerationError("generation failed; try again"))
+            self._running = []
             if stop:
                 return
 

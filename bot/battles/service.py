@@ -74,7 +74,7 @@ class BattleService:
         )
         player = BotPlayer(settings.battles, storage, generator, clock)
         self.rounds = Rounds(settings.battles, storage, player, clock, self.rng)
-        self.timers = RoundTimers(self.rounds, retry_s)
+        self.timers = RoundTimers(self.rounds, retry_s, settings.battles.resume_grace_s)
         self.entries = Entries(settings.battles, storage, clock, access, self.rounds, self.timers)
         self._chat_locks: dict[tuple[Platform, str], asyncio.Lock] = {}
         # A vote for the bot's entry is a "funny" rating of that punchline.

@@ -1,8 +1,10 @@
 """When rounds move on: one asyncio timer per open round, re-armed after every phase change.
 
 Deadlines live in the database (docs/DESIGN.md, decision 8), so `resume()` re-arms every open
-round after a restart, and a phase whose deadline passed while the bot was down closes at once
-(in a task, so a front-end still connecting does not hold up start-up). Tests move a manual
+round after a restart. A phase whose deadline passed while the bot was down closes after a
+short grace (`resume_grace_s`): the platform kept the updates sent meanwhile, and entries and
+votes sent before the deadline (by the platform's clock) must count when they are read. It
+closes in a task, so a front-end still connecting does not hold up start-up. Tests move a manual
 clock and call `advance_due()` instead of waiting.
 """
 
@@ -35,13 +37,15 @@ RESULTS_RECOVERY = timedelta(days=1)
 class RoundTimers:
     """Arms, re-arms and stops the timers of open rounds."""
 
-    def __init__(self, rounds: Rounds, retry_s: float = RETRY_S):
+    def __init__(self, rounds: Rounds, retry_s: float = RETRY_S, resume_grace_s: float = 0.0):
         self.rounds = rounds
         self.retry_s = retry_s
+        self.resume_grace_s = resume_grace_s
         self._timers: dict[int, asyncio.Task[None]] = {}
         self._kicks: set[asyncio.Task[bool]] = set()  # referenced so they are not collected
         self._reposts: dict[int, asyncio.Task[None]] = {}
         self._busy: set[int] = set()  # rounds whose phase is changing right now
+        self._held: set[int] = set()  # rounds in their resume grace: late actions do not kick
         self._closed = False
 
     async def resume(self) -> list[int]:
@@ -55,7 +59,7 @@ class RoundTimers:
                 entries = await storage.battle_entries.entries(battle.id)
                 if not any(e.kind is AuthorKind.BOT for e in entries):
                     self.rounds.start_bot_entry(battle)
-            self.schedule(battle)
+            self.schedule(battle, hold_s=self.resume_grace_s)
             self.ensure_posted(battle.id)
         for finished in await storage.battles.unannounced_results(now - RESULTS_RECOVERY):
             if finished.chat.platform in self.rounds.announcers:
@@ -72,14 +76,17 @@ class RoundTimers:
                 moved.append(battle.id)
         return moved
 
-    def schedule(self, battle: Battle) -> None:
-        """(Re)arm the round's timer for its current deadline."""
+    def schedule(self, battle: Battle, hold_s: float = 0.0) -> None:
+        """(Re)arm the round's timer for its current deadline, but not to fire in the next
+        `hold_s` seconds."""
         if self._closed or battle.deadline is None:
             return
         old = self._timers.get(battle.id)
         if old is not None and old is not asyncio.current_task() and not old.done():
             old.cancel()
-        task = asyncio.create_task(self._timer(battle.id, battle.deadline), name=f"battle-{battle.id}-timer")
+        task = asyncio.create_task(
+            self._timer(battle.id, battle.deadline, hold_s), name=f"battle-{battle.id}-timer"
+        )
         self._timers[battle.id] = task
         task.add_done_callback(functools.partial(self._drop_timer, battle.id))
 
@@ -113,7 +120,7 @@ class RoundTimers:
 
     def kick_if_due(self, battle: Battle, now: datetime) -> None:
         """Someone acted after the deadline before the timer fired: move the round on now."""
-        if state.is_due(battle, now) and not self._closed:
+        if state.is_due(battle, now) and not self._closed and battle.id not in self._held:
             task = asyncio.create_task(self._advance(battle), name=f"battle-{battle.id}-kick")
             self._kicks.add(task)
             task.add_done_callback(self._kicks.discard)
@@ -145,8 +152,14 @@ class RoundTimers:
             self.ensure_posted(after.id)
         return after is not None and after.phase is not battle.phase
 
-    async def _timer(self, battle_id: int, deadline: datetime) -> None:
+    async def _timer(self, battle_id: int, deadline: datetime, hold_s: float = 0.0) -> None:
         clock = self.rounds.clock
+        if hold_s > 0:
+            self._held.add(battle_id)
+            try:
+                await asyncio.sleep(hold_s)
+            finally:
+                self._held.discard(battle_id)
         while (left := (deadline - clock.now()).total_seconds()) > 0:
             await asyncio.sleep(min(left, MAX_TIMER_SLEEP_S))
         delay = self.retry_s

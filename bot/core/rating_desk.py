@@ -73,6 +73,10 @@ class RatingDesk:
         self._parked: dict[tuple[str, str, str], list[_Parked]] = {}
         self._links: dict[tuple[str, str, str], asyncio.Event] = {}
         self._expected: dict[tuple[str, str], list[float]] = {}  # chat -> deadlines of links due
+        # The newest press per (message, person, source): an older press still on its way to the
+        # database must not overwrite a newer one (handlers run concurrently).
+        self._presses = 0
+        self._newest: dict[tuple[tuple[str, str, str], str, str], int] = {}
 
     # -- reactions ------------------------------------------------------------------------------
 
@@ -228,12 +232,17 @@ class RatingDesk:
             return MSG_RATE_FAILED
         if user.is_bot:
             return MSG_STALE
+        self._presses += 1
+        press, who = self._presses, (_key(ref), f"{user.platform}:{user.user_id}", source)
+        self._newest[who] = press
         try:
             reply = await self._reply_for_press(ref)
             if reply is None:
                 return MSG_STALE
             verdict = ratings.Verdict() if rating is None else ratings.verdict_for_rating(rating)
             async with self._lock:
+                if self._newest.get(who) != press:
+                    return rated_text(rating)  # a newer press by the same person decides
                 await self.storage.ratings.put_reaction(
                     reply.id, user, source, emojis=(), rating=None if rating is None else rating.value,
                     funniness=verdict.funniness, appropriateness=verdict.appropriateness,
@@ -244,6 +253,9 @@ class RatingDesk:
         except Exception:
             log.exception("could not store a rating on %s/%s", ref.chat.chat_id, ref.message_id)
             return MSG_RATE_FAILED
+        finally:
+            if self._newest.get(who) == press:
+                del self._newest[who]
         return rated_text(rating)
 
     async def _reply_for_press(self, ref: MessageRef) -> ReplyRecord | None:

@@ -12,9 +12,9 @@ does lives in `bot.telegram.handlers` and `bot.telegram.battles`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken, TelegramError
@@ -35,13 +35,11 @@ from bot.coordination.lease import Lease
 from bot.core.service import BotCore
 from bot.telegram.battles import TelegramAnnouncer, TelegramBattleUI
 from bot.telegram.handlers import TelegramHandlers
+from bot.telegram.outbox import ChatOutbox
 from bot.telegram.sender import TelegramSender
 from bot.types import Platform
 from config.errors import PunchlineError
 from config.settings import Settings
-
-if TYPE_CHECKING:
-    import asyncio
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +79,8 @@ class _Runtime:
     poll_interval: float
     base_url: str
     commands: tuple[BotCommand, ...]
+    outbox: ChatOutbox
+    stop_timeout_s: float
 
 
 def build_application(settings: Settings, core: BotCore, battles: BattleService | None = None) -> Application:
@@ -111,8 +111,11 @@ def build_application(settings: Settings, core: BotCore, battles: BattleService 
         .build()
     )
     commands = BOT_COMMANDS + (BATTLE_COMMANDS if battles is not None else ())
-    application.bot_data[_RUNTIME_KEY] = _Runtime(tg.poll_timeout, tg.poll_interval, tg.base_url, commands)
-    sender = TelegramSender(application.bot, tg)
+    outbox = ChatOutbox()
+    application.bot_data[_RUNTIME_KEY] = _Runtime(
+        tg.poll_timeout, tg.poll_interval, tg.base_url, commands, outbox, tg.stop_timeout_s
+    )
+    sender = TelegramSender(application.bot, tg, outbox)
     battle_ui = None
     if battles is not None:
         battles.attach(Platform.TELEGRAM, TelegramAnnouncer(sender))
@@ -210,7 +213,7 @@ async def run_telegram(application: Application, stop: asyncio.Event, lease: Lea
     finally:
         if lease is not None:
             await lease.release()
-        await _shut_down(application)
+        await _shut_down(application, runtime)
 
 
 async def _poll(
@@ -235,12 +238,19 @@ async def _poll(
             await application.updater.stop()
 
 
-async def _shut_down(application: Application) -> None:
-    """Stop polling, let running handlers finish, close the HTTP clients."""
+async def _shut_down(application: Application, runtime: _Runtime) -> None:
+    """Stop polling, let running handlers finish and the outbox send their replies (each
+    bounded by `stop_timeout_s`), close the HTTP clients."""
     if application.updater is not None and application.updater.running:
         await application.updater.stop()
     if application.running:
-        await application.stop()
+        try:
+            await asyncio.wait_for(application.stop(), runtime.stop_timeout_s)
+        except TimeoutError:
+            log.warning(
+                "Telegram handlers still running after %.0f s; stopping anyway", runtime.stop_timeout_s
+            )
+    await runtime.outbox.close(runtime.stop_timeout_s)
     if application.post_stop is not None:
         await application.post_stop(application)
     await application.shutdown()

@@ -82,7 +82,7 @@ class TelegramBattleUI:
             setup = command_argument(message, context.bot.id, context.bot.username)
             answer = await self.service.start(chat_ref(message.chat), user, setup or None)
             if not answer.ok:
-                await self._reply(message, answer)
+                self._reply(message, answer)
         raise ApplicationHandlerStop
 
     async def on_cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -99,7 +99,7 @@ class TelegramBattleUI:
         else:
             admin = await _is_chat_admin(context.bot, message)
             answer = await self.service.cancel(chat, user, chat_admin=admin)
-        await self._reply(message, answer)
+        self._reply(message, answer)
         raise ApplicationHandlerStop
 
     async def on_leaderboard(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -111,7 +111,7 @@ class TelegramBattleUI:
                 text = await self.service.leaderboard_text(chat)
             else:
                 text = MSG_GROUPS_ONLY
-            await self._reply(message, Answer(text))
+            self._reply(message, Answer(text))
         raise ApplicationHandlerStop
 
     async def on_start_battle(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -128,7 +128,7 @@ class TelegramBattleUI:
             return await _is_member(context.bot, int(chat.chat_id), int(person.user_id))
 
         answer = await self.service.entries.begin_secret_entry(Platform.TELEGRAM, token, user, is_member)
-        await self._reply(message, answer)
+        self._reply(message, answer)
         raise ApplicationHandlerStop
 
     # -- entries --------------------------------------------------------------------------------
@@ -152,9 +152,9 @@ class TelegramBattleUI:
             # Hide the text until voting; without the right to delete it stays visible.
             await self.sender.delete(message.chat_id, message.message_id)
             if answer.replaced:
-                await self.sender.send(message.chat_id, f"{user.name}: {answer.text}")
+                self.sender.queue(message.chat_id, f"{user.name}: {answer.text}")
         elif answer.reason is not RefusalReason.NOT_PERMITTED:
-            await self._reply(message, answer)
+            self._reply(message, answer)
         raise ApplicationHandlerStop
 
     async def on_private_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -167,7 +167,7 @@ class TelegramBattleUI:
         answer = await self.service.entries.submit_secret(Platform.TELEGRAM, user, message.text, message.date)
         if answer is None:
             return
-        await self._reply(message, answer)
+        self._reply(message, answer)
         raise ApplicationHandlerStop
 
     # -- buttons --------------------------------------------------------------------------------
@@ -182,8 +182,9 @@ class TelegramBattleUI:
         )
         return answer.text
 
-    async def _reply(self, message: Message, answer: Answer) -> None:
-        await self.sender.send(message.chat_id, answer.text, reply_to=message.message_id)
+    def _reply(self, message: Message, answer: Answer) -> None:
+        """Answer from the chat's outbox: a throttled group must not hold an update slot."""
+        self.sender.queue(message.chat_id, answer.text, reply_to=message.message_id)
 
 
 async def _is_member(bot: Bot, chat_id: int, user_id: int) -> bool:

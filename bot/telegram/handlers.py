@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from telegram import Chat, ChatMember, InlineKeyboardMarkup, Message, Update
@@ -105,7 +105,7 @@ class TelegramHandlers:
         text = command_argument(message, context.bot.id, context.bot.username)
         if not text:
             if self._allowed_sender(message):
-                await self._reply(message, MSG_JOKE_USAGE)
+                self._reply(message, MSG_JOKE_USAGE)
             return
         await self._answer_setup(message, context, text)
 
@@ -118,19 +118,22 @@ class TelegramHandlers:
             setup = IncomingSetup(chat, user, text, addressed=True, message_id=str(message.message_id))
             async with self._typing(context, message):
                 reply = await self.core.handle_setup(setup)
-            if reply is None:
-                return
-            markup = rating_keyboard() if reply.rateable else None
-            sent = await self._reply(message, reply.text, markup)
-            if sent is not None and reply.reply_id is not None and reply.rateable:
-                await self.core.reply_sent(reply.reply_id, message_ref(sent.chat, sent.message_id))
         except Exception:
             # The core never raises; this is the front-end failing. Say so kindly, log the rest.
             log.exception("answering a setup in chat %s failed", message.chat_id)
-            await self._reply(message, MSG_ERROR)
+            self._reply(message, MSG_ERROR)
             return
-        if chat.kind is ChatKind.GROUP:
-            await self._reaction_hint_if_needed(context, message.chat)
+        if reply is None:
+            return
+        reply_id = reply.reply_id if reply.rateable else None
+
+        async def link(sent: Message) -> None:
+            if reply_id is not None:
+                await self.core.reply_sent(reply_id, message_ref(sent.chat, sent.message_id))
+            if chat.kind is ChatKind.GROUP:
+                await self._reaction_hint_if_needed(context, message.chat)
+
+        self._reply(message, reply.text, rating_keyboard() if reply.rateable else None, then=link)
 
     # ---------------------------------------------------------------------------- commands
     async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -141,13 +144,13 @@ class TelegramHandlers:
             text = self.core.help_text(
                 Platform.TELEGRAM, chat_kind(message.chat), admin=self.core.access.is_admin(user)
             )
-            await self._reply(message, text)
+            self._reply(message, text)
 
     async def on_stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         assert message is not None
         if self._allowed_sender(message):
-            await self._reply(message, await self.core.stats_text(chat_ref(message.chat)))
+            self._reply(message, await self.core.stats_text(chat_ref(message.chat)))
 
     async def on_reload(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """``/reload [adapter_dir]``: an admin swaps the adapter; others get a polite no."""
@@ -161,7 +164,7 @@ class TelegramHandlers:
         busy = self._typing(context, message) if self.core.access.is_admin(user) else contextlib.nullcontext()
         async with busy:
             text = await self.core.admin.reload_adapter(user, adapter_dir or None)
-        await self._reply(message, text)
+        self._reply(message, text)
 
     async def on_unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Private chats get a help line; groups only for ``/cmd@thisbot`` (others may be meant
@@ -174,7 +177,7 @@ class TelegramHandlers:
         if message.chat.type != Chat.PRIVATE and target is None:
             return
         if self._allowed_sender(message):
-            await self._reply(message, MSG_UNKNOWN_COMMAND)
+            self._reply(message, MSG_UNKNOWN_COMMAND)
 
     def _allowed_sender(self, message: Message) -> bool:
         user = sender(message)
@@ -247,7 +250,7 @@ class TelegramHandlers:
         )
         lines = ([MSG_HELLO] if added else []) + ([MSG_REACTION_HINT] if hint else [])
         if lines:
-            await self.sender.send(change.chat.id, "\n\n".join(lines))
+            self.sender.queue(change.chat.id, "\n\n".join(lines))
 
     async def _reaction_hint_if_needed(self, context: ContextTypes.DEFAULT_TYPE, chat: Chat) -> None:
         """After answering in a group: if the bot is no admin there, say once how to fix it."""
@@ -263,7 +266,7 @@ class TelegramHandlers:
         if member.status in _ADMIN_STATUSES:
             return
         if await self.core.first_time(chat_ref(chat), REACTION_HINT_FLAG):
-            await self.sender.send(chat.id, MSG_REACTION_HINT)
+            await self.sender.send(chat.id, MSG_REACTION_HINT)  # already in the chat's outbox
 
     # ------------------------------------------------------------------------------ errors
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -276,7 +279,7 @@ class TelegramHandlers:
             if update.callback_query is not None:
                 await update.callback_query.answer(MSG_ERROR)
             elif update.message is not None and self._expects_answer(update.message, context):
-                await self._reply(update.message, MSG_ERROR)
+                self._reply(update.message, MSG_ERROR)
 
     def _expects_answer(self, message: Message, context: ContextTypes.DEFAULT_TYPE) -> bool:
         if sender(message) is None:
@@ -290,11 +293,15 @@ class TelegramHandlers:
         )
 
     # ----------------------------------------------------------------------------- sending
-    async def _reply(
-        self, message: Message, text: str, markup: InlineKeyboardMarkup | None = None
-    ) -> Message | None:
-        """Reply to `message`; None when it could not be delivered (logged)."""
-        return await self.sender.send(message.chat_id, text, markup, reply_to=message.message_id)
+    def _reply(
+        self,
+        message: Message,
+        text: str,
+        markup: InlineKeyboardMarkup | None = None,
+        then: Callable[[Message], Awaitable[object]] | None = None,
+    ) -> None:
+        """Reply to `message` from its chat's outbox (`TelegramSender.queue`), then `then`."""
+        self.sender.queue(message.chat_id, text, markup, reply_to=message.message_id, then=then)
 
     @contextlib.asynccontextmanager
     async def _typing(self, context: ContextTypes.DEFAULT_TYPE, message: Message) -> AsyncIterator[None]:

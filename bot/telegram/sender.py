@@ -8,6 +8,10 @@ who blocked the bot). Failures are logged and reported as None / False, never ra
 that cannot be delivered must not break what the bot was doing.
 
 Text is always sent without a parse mode, so user text never renders as markup.
+
+Replies from update handlers go through `queue` (a per-chat `ChatOutbox`): the handler returns
+at once and the chat's own task waits out that chat's flood limit, so no shared update slot is
+held while one busy group is throttled.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.constants import MessageLimit
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
+from bot.telegram.outbox import ChatOutbox
 from config.settings import TelegramSettings
 
 log = logging.getLogger(__name__)
@@ -37,9 +42,28 @@ def fit_message(text: str) -> str:
 class TelegramSender:
     """Sends through one `Bot` with the retry rules above."""
 
-    def __init__(self, bot: Bot, settings: TelegramSettings):
+    def __init__(self, bot: Bot, settings: TelegramSettings, outbox: ChatOutbox | None = None):
         self.bot = bot
         self.settings = settings
+        self.outbox = outbox or ChatOutbox()
+
+    def queue(
+        self,
+        chat_id: int,
+        text: str,
+        markup: InlineKeyboardMarkup | None = None,
+        reply_to: int | None = None,
+        then: Callable[[Message], Awaitable[object]] | None = None,
+    ) -> bool:
+        """Send `text` from the chat's outbox, then `then(message)` once it is delivered;
+        returns at once (False: not queued, logged)."""
+
+        async def job() -> None:
+            sent = await self.send(chat_id, text, markup, reply_to)
+            if sent is not None and then is not None:
+                await then(sent)
+
+        return self.outbox.submit(chat_id, job)
 
     async def send(
         self,

@@ -7,6 +7,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -57,12 +58,14 @@ class World:
         self.core = BotCore(self.settings, self.storage, self.generator, self.clock)
         self.service = make_service(self)
 
-    async def vote(self, battle_id: int, position: int, voter: UserRef, chat: ChatRef = GROUP) -> Answer:
+    async def vote(
+        self, battle_id: int, position: int, voter: UserRef, chat: ChatRef = GROUP, at: datetime | None = None
+    ) -> Answer:
         """Press vote button `position` on the round's ballot (its announcement before voting),
-        as seen in `chat`."""
+        as seen in `chat`, at the platform time `at`."""
         battle = await self.storage.battles.get(battle_id)
         message_id = (battle.vote_message_id or battle.entry_message_id) if battle else None
-        return await self.service.vote(chat, message_id or "0", position, voter)
+        return await self.service.vote(chat, message_id or "0", position, voter, at=at)
 
     def ballot_position(self, text: str) -> int:
         ballot = self.announcer.find("vote for the funniest")[-1]
@@ -81,7 +84,7 @@ def make_service(w: World, pool: SetupPool | None = None) -> BattleService:
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     settings = load_settings(
-        battles={"entry_seconds": 60, "vote_seconds": 30, "max_entry_chars": 80},
+        battles={"entry_seconds": 60, "vote_seconds": 30, "max_entry_chars": 80, "resume_grace_s": 0.2},
         telegram={"admin_ids": [42]},
     )
     clock = ManualClock()
@@ -473,7 +476,7 @@ async def test_restart_during_voting_keeps_votes(world: World) -> None:
     )
 
 
-async def test_a_deadline_passed_while_down_closes_at_once_on_resume(world: World) -> None:
+async def test_a_deadline_passed_while_down_closes_right_after_the_resume_grace(world: World) -> None:
     battle_id = await start(world)
     await world.service.entries.submit(battle_id, BOB, "Bob's line")
     await world.restart()
@@ -489,6 +492,37 @@ async def test_a_deadline_passed_while_down_closes_at_once_on_resume(world: Worl
     await world.service.resume()
     results = await world.announcer.wait_for("results")
     assert "“Bob's line” by Bob: 1 vote, 1100 points 🏆" in results.view.text
+
+
+async def test_entries_and_votes_sent_before_the_deadline_count_when_read_after_a_restart(
+    world: World,
+) -> None:
+    """The bot was down across the deadline; the platform kept what people sent meanwhile.
+    Before the resume grace the round closed at once on resume, so those updates, read a
+    moment later, were refused "too late"."""
+    battle_id = await start(world)
+    battle = await world.storage.battles.get(battle_id)
+    assert battle is not None
+    await world.service.entries.submit(battle_id, BOB, "Bob's line")
+    await world.restart()
+    world.clock.advance(600)
+    await world.service.resume()
+    sent = battle.entry_deadline - timedelta(seconds=1)  # stamped by the platform while down
+    assert (await world.service.entries.submit(battle_id, CAROL, "Carol's line", at=sent)).ok
+    late = await world.service.entries.submit(battle_id, DAVE, "Dave's line", at=battle.entry_deadline)
+    assert late.reason is RefusalReason.ENTRIES_CLOSED
+    ballot = await world.announcer.wait_for("vote for the funniest")
+    assert "Carol's line" in ballot.view.text and "Dave's line" not in ballot.view.text
+    voting = await world.storage.battles.get(battle_id)
+    assert voting is not None and voting.vote_deadline is not None
+    carol = world.ballot_position("Carol's line")
+    await world.restart()
+    world.clock.advance(600)
+    await world.service.resume()
+    before = voting.vote_deadline - timedelta(seconds=1)
+    assert (await world.vote(battle_id, carol, DAVE, at=before)).ok
+    results = await world.announcer.wait_for("results")
+    assert "“Carol's line” by Carol: 1 vote" in results.view.text
 
 
 async def test_resume_skips_platforms_that_are_not_running(world: World) -> None:

@@ -99,11 +99,32 @@ async def test_pending_replies_are_answered_busy_when_the_worker_closes(tmp_path
         assert raw.execute("SELECT status, detail FROM requests").fetchall() == [("busy", "WorkerClosed")]
 
 
-async def test_a_failing_front_end_stops_everything(tmp_path: Path) -> None:
+async def test_a_failing_front_end_is_an_error_when_it_is_the_only_one(tmp_path: Path) -> None:
     gen = FakeGenerator()
     fe = FakeFrontEnd(fail=RuntimeError("bad token"))
     with pytest.raises(PunchlineError, match="fake front-end stopped: bad token"):
         await asyncio.wait_for(run_serve(settings(tmp_path), generator=gen, front_ends=fe.factory), WAIT_S)
+    assert gen.closed
+
+
+async def test_one_front_end_failing_at_start_leaves_the_other_serving(tmp_path: Path) -> None:
+    """Discord's token rejected must not take Telegram down (it once stopped everything)."""
+    gen = FakeGenerator()
+    broken = FakeFrontEnd(fail=PunchlineError("Discord rejected the bot token"))
+    working = FakeFrontEnd(["Why serve on?"])
+
+    def both(runtime):  # type: ignore[no-untyped-def]
+        return [*broken.factory(runtime), *working.factory(runtime)]
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_serve(settings(tmp_path), stop, generator=gen, front_ends=both))
+    await asyncio.wait_for(broken.started.wait(), WAIT_S)
+    await asyncio.sleep(0.2)  # the failure is in; the other front-end must still be running
+    assert not task.done() and not stop.is_set()
+    stop.set()
+    with pytest.raises(PunchlineError, match="Discord rejected"):
+        await asyncio.wait_for(task, WAIT_S)  # reported once serving ends
+    assert working.stopped and [r.kind for r in working.replies] == [ReplyKind.PUNCHLINE]
     assert gen.closed
 
 

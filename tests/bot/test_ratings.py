@@ -238,3 +238,25 @@ async def test_concurrent_discord_events_lose_nothing(core) -> None:
     record = await core.storage.ratings.get_reaction(reply_id, user, "reaction")
     assert set(record.emojis) == set(emojis)
     assert await db.count_events(core.storage, reply_id) == len(emojis)
+
+
+async def test_an_older_press_still_on_its_way_never_overwrites_a_newer_one(core, monkeypatch) -> None:
+    """Handlers run concurrently: a press whose lookup is slow must not land after a later
+    press by the same person and undo it (the last press is the rating)."""
+    reply_id, ref = await sent_reply(core)
+    find = core.storage.requests.find_reply
+    first = asyncio.Event()
+
+    async def slow_first(ref: MessageRef):  # type: ignore[no-untyped-def]
+        if not first.is_set():
+            first.set()
+            await asyncio.sleep(0.1)
+        return await find(ref)
+
+    monkeypatch.setattr(core.storage.requests, "find_reply", slow_first)
+    older = asyncio.create_task(core.ratings.rate(ref, ANN, Rating.FUNNY))
+    await first.wait()
+    assert await core.ratings.rate(ref, ANN, Rating.MEH) == "Noted: meh 😐"
+    assert await older == "Noted: funny 🤣"  # answered, but a newer press decided
+    [record] = await db.reactions_for(core.storage, reply_id)
+    assert record.rating == "meh"

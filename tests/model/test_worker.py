@@ -419,3 +419,21 @@ async def test_reranking_candidates_shrink_under_load() -> None:
     finally:
         fake.gate.set()
         await w.close()
+
+
+async def test_close_is_bounded_when_a_batch_never_finishes(fake: FakeBackend) -> None:
+    """SIGTERM must end the process: a decode that hangs cannot hold close() (and with it the
+    shutdown) past `close_timeout_s`; its request hears "busy" instead of waiting out its
+    deadline."""
+    w = make_worker(FakeLoader({None: fake}), close_timeout_s=0.3, timeout_s=60)
+    await w.start()
+    stuck = ask(w, "a setup the model never finishes?")
+    await entered(fake)
+    try:
+        started = time.monotonic()
+        await asyncio.wait_for(w.close(), 5)
+        assert time.monotonic() - started < 2
+        with pytest.raises(WorkerClosed):
+            await asyncio.wait_for(stuck, 1)
+    finally:
+        fake.gate.set()  # let the model thread end

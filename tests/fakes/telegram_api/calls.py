@@ -63,3 +63,4 @@ class InjectedError:
     retry_after: int | None
     description: str
     times: int
+    chat_id: int | None = None  # only calls for this chat; None: any

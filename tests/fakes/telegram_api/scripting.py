@@ -85,6 +85,7 @@ class Scripting:
         """Queue a raw update, e.g. ``push_update(message={...})``; returns its update_id."""
         update_id = next(self._update_ids)
         self._updates.append({"update_id": update_id, **payload})
+        self.last_update_id = update_id
         self._notify_soon()
         return update_id
 
@@ -254,8 +255,10 @@ class Scripting:
         retry_after: int | None = 1,
         times: int = 1,
         description: str | None = None,
+        chat_id: int | None = None,
     ) -> None:
-        """Answer the next `times` calls of `method` with an error instead of the result.
+        """Answer the next `times` calls of `method` (for `chat_id` only, when given) with an
+        error instead of the result.
 
         429 carries ``parameters.retry_after`` (PTB raises RetryAfter); 5xx and other codes carry
         only a description (PTB raises NetworkError / BadRequest ...).
@@ -263,7 +266,7 @@ class Scripting:
         if description is None:
             description = f"Too Many Requests: retry after {retry_after}" if status == 429 else reason(status)
         self._errors.setdefault(method, []).append(
-            InjectedError(status, retry_after if status == 429 else None, description, times)
+            InjectedError(status, retry_after if status == 429 else None, description, times, chat_id)
         )
 
     def _fetched_past(self, update_id: int) -> bool:

@@ -84,6 +84,7 @@ class FakeBotAPI(Scripting, BotApiMethods):
         self._errors: dict[str, list[InjectedError]] = {}
         self._updates: list[JSON] = []
         self._update_ids = itertools.count(1)
+        self.last_update_id = 0  # the newest update pushed
         self._message_ids = itertools.count(100)
         self._callback_ids = itertools.count(1)
         self._changed = asyncio.Condition()
@@ -182,7 +183,7 @@ class FakeBotAPI(Scripting, BotApiMethods):
         if request.match_info["token"] != self.token:
             self.calls.append(ApiCall(method, params, status=401))
             return _error(401, "Unauthorized")
-        injected = self._take_error(method)
+        injected = self._take_error(method, params)
         if injected is not None:
             self.calls.append(ApiCall(method, params, status=injected.status))
             await self._notify()
@@ -206,15 +207,16 @@ class FakeBotAPI(Scripting, BotApiMethods):
             await self._notify()
         return web.json_response({"ok": True, "result": result})
 
-    def _take_error(self, method: str) -> InjectedError | None:
-        queue = self._errors.get(method)
-        if not queue:
-            return None
-        injected = queue[0]
-        injected.times -= 1
-        if injected.times <= 0:
-            queue.pop(0)
-        return injected
+    def _take_error(self, method: str, params: JSON) -> InjectedError | None:
+        queue = self._errors.get(method) or []
+        chat_id = params.get("chat_id")
+        for injected in queue:
+            if injected.chat_id is None or str(injected.chat_id) == str(chat_id):
+                injected.times -= 1
+                if injected.times <= 0:
+                    queue.remove(injected)
+                return injected
+        return None
 
 
 def _error(status: int, description: str, parameters: JSON | None = None) -> web.Response:
