@@ -63,6 +63,10 @@ class TelegramSettings(_Section):
     send_retries: int = Field(default=2, ge=0)
     send_retry_delay: float = Field(default=1.0, ge=0)
     typing_interval: float = Field(default=4.0, gt=0)  # Telegram shows "typing" for ~5 s
+    # "typing…" actions count against the bot's overall ~30 requests/s like messages do; past
+    # this many a second, or while replies wait in the outbox, they are skipped (cosmetic), so
+    # under load they never crowd out replies.
+    typing_per_second: float = Field(default=5.0, gt=0)
     concurrent_updates: int = Field(default=64, ge=1)  # updates handled at once (one per user)
     # On shutdown: how long running handlers, then queued replies, may take before they are
     # dropped (logged), so SIGTERM always ends the process.

@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from aiolimiter import AsyncLimiter
 from telegram import Chat, ChatMember, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
@@ -82,6 +83,7 @@ class TelegramHandlers:
         self.settings = settings
         self.sender = sender
         self.battle_ui = battle_ui  # battle buttons are routed there
+        self._typing_budget = AsyncLimiter(settings.typing_per_second, 1.0)
 
     # ------------------------------------------------------------------------------ setups
     async def on_private_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -310,12 +312,16 @@ class TelegramHandlers:
 
         async def keep_typing() -> None:
             while True:
-                try:
-                    await context.bot.send_chat_action(
-                        message.chat_id, ChatAction.TYPING, message_thread_id=thread_id
-                    )
-                except TelegramError as exc:  # cosmetic: never worth failing the reply
-                    log.debug("typing action in chat %s failed: %r", message.chat_id, exc)
+                # Skipped (cosmetic) while replies wait to go out or past its budget: under load
+                # every request a second goes to answers.
+                if not self.sender.outbox.pending() and self._typing_budget.has_capacity():
+                    await self._typing_budget.acquire()
+                    try:
+                        await context.bot.send_chat_action(
+                            message.chat_id, ChatAction.TYPING, message_thread_id=thread_id
+                        )
+                    except TelegramError as exc:  # cosmetic: never worth failing the reply
+                        log.debug("typing action in chat %s failed: %r", message.chat_id, exc)
                 await asyncio.sleep(self.settings.typing_interval)
 
         task = asyncio.create_task(keep_typing())
