@@ -57,6 +57,7 @@ BUSY_PREFIXES = tuple(
 class Outcome:
     kind: str  # punchline, busy, error, lost
     latency_s: float | None = None
+    group: bool = False
 
 
 @dataclass
@@ -117,9 +118,9 @@ async def person(
         try:
             call = await asyncio.wait_for(answer, args.patience)
         except TimeoutError:
-            out.append(Outcome("lost"))
+            out.append(Outcome("lost", group=chat["type"] != "private"))
         else:
-            out.append(Outcome(classify(call.params["text"]), call.at - started))
+            out.append(Outcome(classify(call.params["text"]), call.at - started, chat["type"] != "private"))
         await asyncio.sleep(rng.uniform(0, args.pause))
 
 
@@ -255,6 +256,10 @@ def report(
             f"  punchline latency p50 {percentile(answered, 50):.2f} s, p95 {percentile(answered, 95):.2f} s; "
             f"any answer p95 {percentile(every, 95):.2f} s"
         )
+        for label, in_group in (("private chats", False), ("groups", True)):
+            some = [o.latency_s for o in outcomes if o.latency_s is not None and o.group is in_group]
+            if some:
+                print(f"    {label}: p50 {percentile(some, 50):.2f} s, p95 {percentile(some, 95):.2f} s")
     print(
         f"  database: {stored} requests stored, {received} left 'received', "
         f"{unlinked} punchlines without their message id; serve exited {returncode}"

@@ -9,15 +9,12 @@ read further.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from aiolimiter import AsyncLimiter
 from telegram import Chat, ChatMember, InlineKeyboardMarkup, Message, Update
-from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
@@ -40,6 +37,7 @@ from bot.telegram.convert import (
 )
 from bot.telegram.keyboards import rating_keyboard
 from bot.telegram.sender import TelegramSender
+from bot.telegram.typing import TypingIndicator
 from bot.types import ChatKind, IncomingSetup, Platform
 from config.settings import TelegramSettings
 
@@ -83,7 +81,7 @@ class TelegramHandlers:
         self.settings = settings
         self.sender = sender
         self.battle_ui = battle_ui  # battle buttons are routed there
-        self._typing_budget = AsyncLimiter(settings.typing_per_second, 1.0)
+        self.typing = TypingIndicator(sender.bot, settings, sender.outbox)
 
     # ------------------------------------------------------------------------------ setups
     async def on_private_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -118,7 +116,7 @@ class TelegramHandlers:
             return
         try:
             setup = IncomingSetup(chat, user, text, addressed=True, message_id=str(message.message_id))
-            async with self._typing(context, message):
+            async with self._typing(message):
                 reply = await self.core.handle_setup(setup)
         except Exception:
             # The core never raises; this is the front-end failing. Say so kindly, log the rest.
@@ -163,7 +161,7 @@ class TelegramHandlers:
             return
         adapter_dir = command_argument(message, context.bot.id, context.bot.username)
         # Loading an adapter takes a while (seconds to a minute): show "typing…" meanwhile.
-        busy = self._typing(context, message) if self.core.access.is_admin(user) else contextlib.nullcontext()
+        busy = self._typing(message) if self.core.access.is_admin(user) else contextlib.nullcontext()
         async with busy:
             text = await self.core.admin.reload_adapter(user, adapter_dir or None)
         self._reply(message, text)
@@ -305,29 +303,7 @@ class TelegramHandlers:
         """Reply to `message` from its chat's outbox (`TelegramSender.queue`), then `then`."""
         self.sender.queue(message.chat_id, text, markup, reply_to=message.message_id, then=then)
 
-    @contextlib.asynccontextmanager
-    async def _typing(self, context: ContextTypes.DEFAULT_TYPE, message: Message) -> AsyncIterator[None]:
-        """Show "typing…" while the model works, renewed every `typing_interval` seconds."""
+    def _typing(self, message: Message) -> contextlib.AbstractAsyncContextManager[None]:
+        """Show "typing…" in the message's chat (its topic) while the model works."""
         thread_id = message.message_thread_id if message.is_topic_message else None
-
-        async def keep_typing() -> None:
-            while True:
-                # Skipped (cosmetic) while replies wait to go out or past its budget: under load
-                # every request a second goes to answers.
-                if not self.sender.outbox.pending() and self._typing_budget.has_capacity():
-                    await self._typing_budget.acquire()
-                    try:
-                        await context.bot.send_chat_action(
-                            message.chat_id, ChatAction.TYPING, message_thread_id=thread_id
-                        )
-                    except TelegramError as exc:  # cosmetic: never worth failing the reply
-                        log.debug("typing action in chat %s failed: %r", message.chat_id, exc)
-                await asyncio.sleep(self.settings.typing_interval)
-
-        task = asyncio.create_task(keep_typing())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        return self.typing.showing(message.chat_id, thread_id)
