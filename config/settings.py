@@ -238,6 +238,37 @@ class BattleSettings(_Section):
     bot_versions: int = Field(default=2, ge=0, le=4)
 
 
+class PrivacySettings(_Section):
+    """What the bot keeps about people and for how long (docs/DESIGN.md, decision 10)."""
+
+    # opt-out: everyone's setups, entries and ratings may train the next adapter unless they
+    # send /optout; opt-in: nobody's do until they send /optin.
+    training_default: Literal["opt-out", "opt-in"] = "opt-out"
+    # Setup texts and display names older than this are purged (ratings and battle results
+    # stay, anonymous); 0 keeps them forever.
+    retention_days: int = Field(default=90, ge=0)
+    purge_interval_s: float = Field(default=3600.0, gt=0)  # how often `serve` purges
+    # Salt of the rater and chat hashes in `ratings export`; unset: a random salt kept in the
+    # database, so hashes are stable across exports from one database.
+    salt: SecretStr | None = None
+
+
+class SafetySettings(_Section):
+    """Family mode and the content filter (docs/DESIGN.md, decision 11)."""
+
+    # groups: family mode on in groups, off in private chats; on / off: everywhere. /family
+    # changes it per chat.
+    family_default: Literal["groups", "on", "off"] = "groups"
+    # wordlist: the built-in normalised list (no download); classifier: also the trained
+    # classifier of the `punchline[safety]` extra (alt-profanity-check), above `threshold`.
+    filter: Literal["wordlist", "classifier"] = "wordlist"
+    threshold: float = Field(default=0.8, gt=0, lt=1)
+    wordlist: Path | None = None  # a file replacing the built-in list (one term per line)
+    # When every candidate of a family chat's reply was flagged, ask again this many times
+    # before answering with a clean canned line.
+    retries: int = Field(default=1, ge=0, le=3)
+
+
 class Settings(BaseSettings):
     """All of Punchline's configuration. Build it with `load_settings()`."""
 
@@ -259,6 +290,8 @@ class Settings(BaseSettings):
     ratings: RatingSettings = Field(default_factory=RatingSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     battles: BattleSettings = Field(default_factory=BattleSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
 
 
 class SettingsError(PunchlineError):
