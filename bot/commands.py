@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from config.flags import add_flags, settings_from_args
+from config.settings import PrivacySettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -89,16 +90,18 @@ def _export(args: argparse.Namespace) -> int:
     path = settings.storage.path
     if not path.is_file():
         raise ExportError(f"no database at {path}; set PUNCHLINE_STORAGE__PATH or --db")
-    return asyncio.run(_export_async(path, args.format, since, args.output))
+    return asyncio.run(_export_async(path, args.format, since, args.output, settings.privacy))
 
 
-async def _export_async(path: Path, fmt: str, since: datetime | None, output: Path | None) -> int:
+async def _export_async(
+    path: Path, fmt: str, since: datetime | None, output: Path | None, privacy: PrivacySettings
+) -> int:
     from bot.export.collect import collect_rows
     from bot.export.rows import ExportError, write_rows
     from bot.storage import Storage
 
     async with await Storage.open(path) as storage:
-        rows = await collect_rows(storage, since)
+        rows = await collect_rows(storage, since, privacy)
     if output is None:
         write_rows(rows, fmt, sys.stdout)
     else:

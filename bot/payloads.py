@@ -4,6 +4,7 @@ Discord's custom_id). One codec for every button the bot shows.
     encode(RatePayload(Rating.FUNNY))  -> "1:rate:funny"    under a punchline
     encode(VotePayload(3))             -> "1:vote:3"        on a battle ballot
     encode(EnterPayload())             -> "1:enter"         on a battle announcement (Discord)
+    encode(ForgetPayload())            -> "1:forget"        confirming /forget (it forgets whoever presses)
     decode(data)                       -> one of those, or None
 
 The leading number is the format's version, so a format change can tell old buttons from new
@@ -28,6 +29,7 @@ MAX_POSITION = 999
 _RATE = re.compile(r"1:rate:(funny|meh|inappropriate)")
 _VOTE = re.compile(r"1:vote:([1-9][0-9]{0,2})")
 _ENTER = re.compile(r"1:enter")
+_FORGET = re.compile(r"1:forget")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,12 @@ class EnterPayload:
     pass
 
 
-Payload = RatePayload | VotePayload | EnterPayload
+@dataclass(frozen=True, slots=True)
+class ForgetPayload:
+    """The confirmation under /forget's answer: it erases whoever presses it, nobody else."""
+
+
+Payload = RatePayload | VotePayload | EnterPayload | ForgetPayload
 
 
 def encode(payload: Payload) -> str:
@@ -56,6 +63,8 @@ def encode(payload: Payload) -> str:
         if not 1 <= payload.position <= MAX_POSITION:
             raise ValueError(f"ballot position {payload.position} is out of range")
         return f"{VERSION}:vote:{payload.position}"
+    if isinstance(payload, ForgetPayload):
+        return f"{VERSION}:forget"
     return f"{VERSION}:enter"
 
 
@@ -69,4 +78,6 @@ def decode(data: str | bytes | None) -> Payload | None:
         return VotePayload(int(match.group(1)))
     if _ENTER.fullmatch(data):
         return EnterPayload()
+    if _FORGET.fullmatch(data):
+        return ForgetPayload()
     return None

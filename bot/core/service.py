@@ -24,6 +24,7 @@ from bot.core.access import Access
 from bot.core.admin import AdminCommands
 from bot.core.flood import FloodGuard
 from bot.core.limits import Limiter, RateLimiter
+from bot.core.privacy import PrivacyDesk
 from bot.core.rating_desk import RatingDesk
 from bot.core.stats import StatsSection, stats_text
 from bot.storage import Storage
@@ -76,6 +77,7 @@ class BotCore:
         self.emoji_map = ratings.EmojiMap.from_settings(settings.ratings)
         self.ratings = RatingDesk(storage, clock, self.emoji_map, on_rated=self._stats_changed)
         self.admin = AdminCommands(settings.model, self.access, generator)
+        self.privacy = PrivacyDesk(settings.privacy, storage, clock)
         person, chat = limiters or (
             RateLimiter(settings.limits, clock),
             RateLimiter(settings.limits, clock, per_chat=True),

@@ -48,6 +48,51 @@ MSG_RELOADED_SAME = "Reloaded {new} from {path} (same version as before)."
 MSG_RELOAD_UNEXPECTED = "an unexpected error (details are in the bot's log)"
 HELP_ADMIN = "Admins: /reload [adapter_dir] loads a new adapter without a restart."
 
+# Privacy: /privacy, /forget, /optout, /optin.
+MSG_TRAINING_IN = "What you write and rate may help train my next version; /optout keeps it out."
+MSG_TRAINING_OUT = "You opted out: nothing you write or rate trains my next version (/optin undoes it)."
+MSG_FORGET_CONFIRM = (
+    "This erases everything I keep about you: your setups and my answers to them, your ratings, "
+    "battle entries and votes. An entry in a finished battle stays, without your name, so the "
+    "other players' points stay true. Press the button to confirm (it erases whoever presses it)."
+)
+FORGET_BUTTON = "Forget me"
+MSG_FORGOT_NOTHING = "I held nothing about you — there was nothing to erase."
+MSG_OPTED_OUT = "Done: nothing you write or rate will train my next version. I'll still answer you."
+MSG_OPTED_IN = "Done: what you write and rate may help train my next version. /optout undoes it."
+MSG_OPT_NOBODY = "Only a person can choose that (post as yourself, not as the group)."
+MSG_PRIVACY_FAILED = "Something went wrong on my side — nothing changed; please try again later."
+
+
+def privacy_text(retention_days: int, training_status: str) -> str:
+    """The /privacy answer."""
+    kept = (
+        f"Setups and names are erased after {retention_days} days; ratings and battle results stay, without them."
+        if retention_days
+        else "Setups and names are kept until you /forget them."
+    )
+    return "\n".join(
+        [
+            "🔒 What I keep, and why",
+            "• Your setups and my punchlines, your ratings (reactions, buttons), battle entries "
+            "and votes, and your display name: to answer you, run battles and /stats, and to "
+            "train my next version on what people found funny.",
+            f"• {kept}",
+            f"• {training_status}",
+            "• /forget erases everything I keep about you. An entry in a finished battle stays, "
+            "without your name, so the other players' points stay true.",
+            "• Exports for training carry a salted code per person, never your account.",
+        ]
+    )
+
+
+def forgotten_text(removed: dict[str, int]) -> str:
+    """The answer to a confirmed /forget: what went."""
+    if not removed:
+        return MSG_FORGOT_NOTHING
+    parts = ", ".join(f"{n} {what}" for what, n in removed.items())
+    return f"Done — I erased: {parts}. I hold nothing else about you."
+
 
 def rated_text(rating: Rating | None) -> str:
     """The answer to a rating button: what was noted, or that it was cleared."""
@@ -81,6 +126,7 @@ def help_text(emoji_map: EmojiMap, platform: Platform, kind: ChatKind, *, admin:
         f"For example: {EXAMPLE_SETUP}",
         rate,
         "/stats shows how my jokes are doing.",
+        "/privacy says what I keep about you; /forget erases it.",
     ]
     if platform is Platform.TELEGRAM and kind is ChatKind.GROUP:
         lines.append("To let me see reactions in a group, make me an admin (no rights needed).")

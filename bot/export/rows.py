@@ -1,7 +1,9 @@
 """The rows of `punchline ratings export` and how they are written (JSON lines or CSV).
 
-One `ExportRow` per rated reply (kind "reply", `bot.export.replies`) and one per entry of a
-finished battle (kind "battle", `bot.battles.export`); both build on this module.
+One `ExportRow` per rated reply (kind "reply") and per person's verdict on it (kind "rating",
+both `bot.export.replies`), and one per entry of a finished battle (kind "battle",
+`bot.battles.export`); all build on this module. People and chats appear only as salted codes
+(`bot.export.consent`), and only people who allow it.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.storage import Storage
 from config.errors import PunchlineError
+
+if TYPE_CHECKING:
+    from bot.export.consent import Consent
 
 FORMATS = ("jsonl", "csv")
 
@@ -45,11 +50,13 @@ class ExportRow:
     battle_id: int | None = None  # battle rows only
     points: int | None = None
     won: bool | None = None
+    chat: str = ""  # the chat's salted code
+    rater: str = ""  # the rater's (rating rows) or the author's (people's entries) salted code
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(ExportRow))
 
-RowSource = Callable[[Storage, datetime | None], Awaitable[Sequence[ExportRow]]]
+RowSource = Callable[[Storage, datetime | None, "Consent"], Awaitable[Sequence[ExportRow]]]
 
 
 def parse_since(value: str | None) -> datetime | None:

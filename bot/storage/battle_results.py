@@ -3,12 +3,14 @@ table of adapter versions, and the rows `punchline ratings export` writes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot.battles.elo import EloRating
 from bot.battles.models import AuthorKind, SetupSource
 from bot.storage.connection import Queries
+from bot.storage.personal import FORGOTTEN_PREFIX
 from bot.storage.records import db_time, from_db_time
 from bot.types import Platform
 
@@ -46,6 +48,7 @@ class ExportEntryRow:
     chat_id: str
     setup: str
     setup_source: SetupSource
+    starter_id: str  # who started the round ("" once forgotten)
     finished_at: datetime
     entry_id: int
     author_kind: AuthorKind
@@ -64,16 +67,17 @@ class BattleResultQueries(Queries):
     """`storage.battle_results`: totals over finished rounds."""
 
     async def leaderboard(self, platform: Platform, chat_id: str, limit: int = 10) -> list[LeaderRow]:
-        """Points over the chat's finished rounds, people one by one and the bot as one row."""
+        """Points over the chat's finished rounds, people one by one and the bot as one row;
+        forgotten people's entries keep their points in the rounds but have no row here."""
         async with self.db.execute(
             "SELECT CASE WHEN e.kind = 'person' THEN e.user_id END AS who, "
             "MAX(CASE WHEN e.kind = 'person' THEN e.user_name ELSE 'the bot' END) AS name, "
             "SUM(e.points) AS points, SUM(e.won) AS wins, COUNT(DISTINCT e.battle_id) AS rounds "
             "FROM battle_entries e JOIN battles b ON b.id = e.battle_id "
             "WHERE b.platform = ? AND b.chat_id = ? AND b.phase = 'finished' "
-            "AND e.kind IN ('person', 'bot') "
+            "AND e.kind IN ('person', 'bot') AND NOT (e.kind = 'person' AND e.user_id LIKE ?) "
             "GROUP BY who ORDER BY SUM(e.points) DESC, SUM(e.won) DESC, who LIMIT ?",
-            (str(platform), chat_id, limit),
+            (str(platform), chat_id, FORGOTTEN_PREFIX + "%", limit),
         ) as cur:
             rows = await cur.fetchall()
         return [
@@ -99,10 +103,22 @@ class BattleResultQueries(Queries):
             EloRating(r["version"], r["rating"], r["games"], r["wins"], r["draws"], r["losses"]) for r in rows
         ]
 
+    async def votes(self, battle_ids: Sequence[int]) -> list[tuple[int, str, int]]:
+        """(battle id, voter id, entry id) of every vote still held in these rounds."""
+        if not battle_ids:
+            return []
+        async with self.db.execute(
+            f"SELECT battle_id, voter_id, entry_id FROM battle_votes WHERE battle_id IN ({', '.join('?' * len(battle_ids))})",
+            tuple(battle_ids),
+        ) as cur:
+            return [
+                (int(r["battle_id"]), str(r["voter_id"]), int(r["entry_id"])) for r in await cur.fetchall()
+            ]
+
     async def export_rows(self, since: datetime | None = None) -> list[ExportEntryRow]:
         """Every entry of every finished round (optionally finished since `since`), in order."""
         sql = (
-            "SELECT b.id AS battle_id, b.platform, b.chat_id, b.setup, b.source, b.ended_at, "
+            "SELECT b.id AS battle_id, b.platform, b.chat_id, b.setup, b.source, b.starter_id, b.ended_at, "
             "e.id AS entry_id, e.kind, e.user_id, e.user_name, e.version, e.text, e.reply_id, "
             "e.votes, e.points, e.won, e.identical "
             "FROM battle_entries e JOIN battles b ON b.id = e.battle_id WHERE b.phase = 'finished'"
@@ -124,6 +140,7 @@ class BattleResultQueries(Queries):
                     chat_id=r["chat_id"],
                     setup=r["setup"],
                     setup_source=SetupSource(r["source"]),
+                    starter_id=r["starter_id"],
                     finished_at=from_db_time(r["ended_at"]),
                     entry_id=r["entry_id"],
                     author_kind=kind,

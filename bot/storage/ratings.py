@@ -12,7 +12,7 @@ import aiosqlite
 
 from bot.storage.connection import Queries
 from bot.storage.people import upsert_user
-from bot.storage.records import RatingValue, ReactionRecord, ReplyTally, db_time
+from bot.storage.records import RaterVerdict, RatingValue, ReactionRecord, ReplyTally, db_time
 from bot.types import ChatRef, UserRef
 
 # Per-reply tallies over the replies in `scope` (its WHERE clause is filled in by `tallies`);
@@ -44,7 +44,8 @@ anon AS (
     FROM reaction_counts n JOIN scope ON scope.id = n.reply_id
     GROUP BY n.reply_id
 )
-SELECT r.id AS reply_id, COALESCE(q.text, '') AS setup, r.text AS punchline, r.version,
+SELECT r.id AS reply_id, COALESCE(q.text, '') AS setup, COALESCE(u.user_id, '') AS author_id,
+       r.text AS punchline, r.version,
        c.platform, c.chat_id, r.created_at,
        COALESCE(p.funny, 0) AS funny, COALESCE(p.not_funny, 0) AS not_funny,
        COALESCE(p.flagged, 0) AS flagged, COALESCE(p.raters, 0) AS raters,
@@ -55,6 +56,7 @@ FROM scope
 JOIN replies r ON r.id = scope.id
 JOIN chats c ON c.id = r.chat_pk
 LEFT JOIN requests q ON q.id = r.request_id
+LEFT JOIN users u ON u.id = q.user_pk
 LEFT JOIN per_reply p ON p.reply_id = r.id
 LEFT JOIN anon a ON a.reply_id = r.id
 {rated}
@@ -166,6 +168,20 @@ class RatingQueries(Queries):
                 "VALUES (?, NULL, 'anonymous', 'counts', ?, ?)",
                 (reply_id, json.dumps({e: c for e, c, _, _ in counts}, ensure_ascii=False), db_time(at)),
             )
+
+    async def rater_verdicts(self, since: datetime | None = None) -> list[RaterVerdict]:
+        """Each person's net verdict per reply (created at or after `since`), sources folded as
+        in the tallies; verdicts that say nothing on either axis are left out."""
+        async with self.db.execute(
+            "SELECT x.reply_id, v.user_id AS rater_id, "
+            "CASE WHEN SUM(x.funniness) > 0 THEN 1 WHEN SUM(x.funniness) < 0 THEN -1 ELSE 0 END AS f, "
+            "MIN(x.appropriateness) AS a "
+            "FROM reactions x JOIN replies r ON r.id = x.reply_id JOIN users v ON v.id = x.user_pk "
+            "WHERE r.created_at >= ? GROUP BY x.reply_id, x.user_pk HAVING f != 0 OR a != 0 "
+            "ORDER BY x.reply_id, v.user_id",
+            (db_time(since) if since is not None else "",),
+        ) as cur:
+            return [RaterVerdict.from_row(r) for r in await cur.fetchall()]
 
     async def tallies(
         self,

@@ -202,6 +202,7 @@ class ReplyTally:
     anon_not_funny: int = 0
     anon_inappropriate: int = 0
     anon_total: int = 0  # anonymous reactions on mapped emoji
+    author_id: str = ""  # who sent the setup ("" when unknown)
 
     @property
     def rated(self) -> bool:
@@ -225,4 +226,19 @@ class ReplyTally:
             anon_not_funny=row["anon_not_funny"],
             anon_inappropriate=row["anon_inappropriate"],
             anon_total=row["anon_total"],
+            author_id=row["author_id"],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RaterVerdict:
+    """One person's net verdict on one reply, their sources folded (for the training export)."""
+
+    reply_id: int
+    rater_id: str
+    funniness: int  # -1, 0 or +1
+    flagged: bool
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> RaterVerdict:
+        return cls(row["reply_id"], row["rater_id"], int(row["f"]), int(row["a"]) < 0)

@@ -7,6 +7,7 @@
     battle = await storage.battles.get(battle_id)              # rounds: phases, deadlines
     await storage.battle_entries.put_vote(...)                 # entries, votes, secret entries
     rows = await storage.battle_results.leaderboard(...)       # leaderboards, Elo, export rows
+    await storage.privacy.forget(platform, user_id)            # opt-outs, /forget, retention
     await storage.close()
 
 WAL lets readers (e.g. `punchline ratings export`) run while the bot writes; rows are read by
@@ -25,6 +26,7 @@ from bot.storage.battle_results import BattleResultQueries
 from bot.storage.battles import BattleQueries
 from bot.storage.connection import Database, StorageError
 from bot.storage.people import PeopleQueries
+from bot.storage.privacy import PrivacyQueries
 from bot.storage.ratings import RatingQueries
 from bot.storage.requests import RequestQueries
 from bot.storage.schema import MIGRATIONS_DIR, discover_migrations, migrate, schema_version
@@ -41,6 +43,7 @@ class Storage:
         self.battles = BattleQueries(database)
         self.battle_entries = BattleEntryQueries(database)
         self.battle_results = BattleResultQueries(database)
+        self.privacy = PrivacyQueries(database)
 
     @property
     def db(self) -> aiosqlite.Connection:

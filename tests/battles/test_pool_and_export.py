@@ -16,9 +16,10 @@ from bot.battles.service import BattleService
 from bot.clock import ManualClock
 from bot.core.access import Access
 from bot.export.collect import collect_rows
+from bot.export.consent import Consent
 from bot.storage import Storage
 from bot.types import ChatKind, ChatRef, Platform, UserRef
-from config.settings import load_settings
+from config.settings import PrivacySettings, load_settings
 from tests.fakes.announcer import FakeAnnouncer
 from tests.fakes.generator import FakeGenerator, VersionedGenerator
 
@@ -155,7 +156,8 @@ async def test_export_rows_and_stats_of_finished_rounds(tmp_path: Path, storage:
     assert exported["Because seven ate nine."].version == "classic"
     assert exported["v2 says: because reasons"].funniness == 0.0
     # the bot's entry is a rated reply too: Carol's vote counted as "funny"
-    replies = {r.punchline: r for r in await battle_rows(storage) if r.kind == "battle"}
+    consent = await Consent.load(storage, PrivacySettings())
+    replies = {r.punchline: r for r in await battle_rows(storage, None, consent) if r.kind == "battle"}
     assert replies.keys() == exported.keys()
     reply_rows = [r for r in await collect_rows(storage, None) if r.kind == "reply"]
     assert [(r.punchline, r.funny, r.setup) for r in reply_rows] == [

@@ -54,9 +54,16 @@ def test_jsonl_to_stdout(db: Path, capsys) -> None:
     assert main(["ratings", "export", "--db", str(db)]) == 0
     captured = capsys.readouterr()
     rows = [json.loads(line) for line in captured.out.splitlines()]
-    assert "exported 2 rows (2 reply)" in captured.err
-    assert [r["setup"] for r in rows] == ["Why, oh why?", "Channel setup?"]
-    first, second = rows
+    assert "exported 4 rows (2 rating, 2 reply)" in captured.err
+    assert [(r["kind"], r["setup"]) for r in rows] == [
+        ("reply", "Why, oh why?"),
+        ("rating", "Why, oh why?"),
+        ("rating", "Why, oh why?"),
+        ("reply", "Channel setup?"),  # anonymous channel counts: no rating rows
+    ]
+    first, ann, bob, second = rows
+    chat = first.pop("chat")
+    assert len(chat) == 16 and first.pop("rater") == ""
     assert first == {
         "kind": "reply",
         "id": 1,
@@ -76,6 +83,13 @@ def test_jsonl_to_stdout(db: Path, capsys) -> None:
         "points": None,
         "won": None,
     }
+    # One row per person's verdict, under a salted code: never the platform id.
+    assert {(r["rater"], r["funniness"], r["appropriateness"]) for r in (ann, bob)} == {
+        (ann["rater"], 1.0, 1.0),
+        (bob["rater"], 0.0, 0.0),
+    }
+    assert ann["rater"] != bob["rater"] and ann["chat"] == bob["chat"] == chat
+    assert all(len(r["rater"]) == 16 and r["rater"] not in ("1", "2") for r in (ann, bob))
     assert (
         second["version"],
         second["platform"],
@@ -141,7 +155,7 @@ def test_since_parsing() -> None:
 
 
 async def test_extra_row_sources_plug_in(db: Path) -> None:
-    async def battle_rows(storage: Storage, since: datetime | None) -> list[ExportRow]:
+    async def battle_rows(storage: Storage, since: datetime | None, consent: object) -> list[ExportRow]:
         return [
             ExportRow(
                 "battle",
@@ -161,8 +175,8 @@ async def test_extra_row_sources_plug_in(db: Path) -> None:
         ]
 
     async with await Storage.open(db) as storage:
-        rows = await collect_rows(storage, None, [reply_rows, battle_rows])
-    assert [r.kind for r in rows] == ["reply", "reply", "battle"]
+        rows = await collect_rows(storage, None, sources=[reply_rows, battle_rows])
+    assert [r.kind for r in rows] == ["reply", "rating", "rating", "reply", "battle"]
     out = io.StringIO()
     write_rows(rows, "csv", out)
-    assert out.getvalue().splitlines()[-1].endswith(",0.5,,1,0,0,2,bot,,,")
+    assert out.getvalue().splitlines()[-1].endswith(",0.5,,1,0,0,2,bot,,,,,")

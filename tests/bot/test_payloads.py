@@ -6,10 +6,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.battles.models import deep_link_argument, parse_deep_link
-from bot.payloads import MAX_BYTES, EnterPayload, RatePayload, VotePayload, decode, encode
+from bot.payloads import MAX_BYTES, EnterPayload, ForgetPayload, RatePayload, VotePayload, decode, encode
 from bot.types import Rating
 
-ALL_PAYLOADS = [RatePayload(r) for r in Rating] + [VotePayload(1), VotePayload(999), EnterPayload()]
+ALL_PAYLOADS = [RatePayload(r) for r in Rating] + [
+    VotePayload(1),
+    VotePayload(999),
+    EnterPayload(),
+    ForgetPayload(),
+]
 
 
 def test_every_payload_round_trips_within_telegrams_limit() -> None:

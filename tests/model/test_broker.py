@@ -327,8 +327,15 @@ async def test_metrics_health_and_status(
         await fleet.generator.punchlines("Why?")
         async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
             assert response.status == 200
-        async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
-            body = await response.text()
+        # The worker counts a reply once its script returns, which may be just after the bot
+        # has it: read until the count is there (it failed once in CI when read at once).
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+                body = await response.text()
+            if 'punchline_worker_replies_total{status="ok"} 1.0' in body or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.02)
         assert 'punchline_worker_replies_total{status="ok"} 1.0' in body
         assert "punchline_worker_batch_size_bucket" in body
         status = await fleet.generator.fleet.status()
