@@ -12,6 +12,7 @@ import logging
 from typing import TextIO
 
 from bot.clock import Clock
+from bot.core import texts
 from bot.core.rating_desk import BUTTON_SOURCE
 from bot.core.service import BotCore
 from bot.runtime import open_runtime
@@ -41,7 +42,10 @@ RATING_KEYS: dict[str, Rating] = {
     "i": Rating.INAPPROPRIATE,
     "inappropriate": Rating.INAPPROPRIATE,
 }
-CONSOLE_HELP = "Commands: /help, /stats, /reload [adapter_dir], /quit (or Ctrl-D)."
+CONSOLE_HELP = (
+    "Commands: /help, /stats, /privacy, /forget, /optout, /optin, /reload [adapter_dir], /quit (or Ctrl-D)."
+)
+FORGET_PROMPT = "   type yes to erase it all > "
 
 
 def local_user_name() -> str:
@@ -98,10 +102,7 @@ class ConsoleChat:
             self._say("Bye!")
             return False
         if command in ("/help", "/start"):
-            admin = self.core.access.is_admin(self.user)
-            self._say(
-                self.core.help_text(Platform.CONSOLE, ChatKind.PRIVATE, admin=admin) + "\n" + CONSOLE_HELP
-            )
+            self._say(await self.core.help_for(CONSOLE_CHAT, self.user) + "\n" + CONSOLE_HELP)
             return True
         name, _, argument = line.strip().partition(" ")
         if name.lower() == "/reload":
@@ -109,6 +110,9 @@ class ConsoleChat:
             return True
         if command == "/stats":
             self._say(await self.core.stats_text(CONSOLE_CHAT))
+            return True
+        if command in ("/privacy", "/forget", "/optout", "/optin"):
+            await self._privacy(command)
             return True
         if command.startswith("/"):
             self._say(f"Unknown command {command.split()[0]} — {CONSOLE_HELP}")
@@ -119,6 +123,21 @@ class ConsoleChat:
         if reply is not None:
             await self._show(reply)
         return True
+
+    async def _privacy(self, command: str) -> None:
+        """/privacy, /forget (after typing yes), /optout, /optin."""
+        desk = self.core.privacy
+        if command == "/privacy":
+            self._say(await desk.privacy_text(self.user))
+        elif command == "/forget":
+            self._say(texts.MSG_FORGET_WHAT)
+            answer = await self._read(FORGET_PROMPT)
+            if answer is not None and answer.strip().lower() == "yes":
+                self._say(await desk.forget(self.user))
+            else:
+                self._say("Nothing erased.")
+        else:
+            self._say(await desk.set_training(self.user, opted_in=command == "/optin"))
 
     async def _reload(self, adapter_dir: str) -> None:
         """`/reload [adapter_dir]`: load a new adapter into the running model."""

@@ -22,13 +22,23 @@ from bot.clock import Clock
 from bot.core import ratings, texts
 from bot.core.access import Access
 from bot.core.admin import AdminCommands
+from bot.core.family import FamilyDesk
 from bot.core.flood import FloodGuard
 from bot.core.limits import Limiter, RateLimiter
 from bot.core.privacy import PrivacyDesk
 from bot.core.rating_desk import RatingDesk
 from bot.core.stats import StatsSection, stats_text
 from bot.storage import Storage
-from bot.types import ChatKind, ChatRef, IncomingSetup, MessageRef, OutgoingReply, Platform, ReplyKind
+from bot.types import (
+    ChatKind,
+    ChatRef,
+    IncomingSetup,
+    MessageRef,
+    OutgoingReply,
+    Platform,
+    ReplyKind,
+    UserRef,
+)
 from config.settings import Settings
 from model.text import clean_text
 from model.types import (
@@ -78,6 +88,7 @@ class BotCore:
         self.ratings = RatingDesk(storage, clock, self.emoji_map, on_rated=self._stats_changed)
         self.admin = AdminCommands(settings.model, self.access, generator)
         self.privacy = PrivacyDesk(settings.privacy, storage, clock)
+        self.family = FamilyDesk(settings.safety, storage, self.access, clock)
         person, chat = limiters or (
             RateLimiter(settings.limits, clock),
             RateLimiter(settings.limits, clock, per_chat=True),
@@ -202,17 +213,28 @@ class BotCore:
         key = f"{chat.platform}:{chat.chat_id}"
         cached = self._stats_cache.get(key)
         if cached is not None and cached[0] > now:
-            return cached[1]
+            return await self._with_family(chat, cached[1])
         text = await stats_text(self.storage, self.generator, chat, self.stats_sections)
         if len(self._stats_cache) > 1000:
             self._stats_cache = {c: v for c, v in self._stats_cache.items() if v[0] > now}
         self._stats_cache[key] = (now + STATS_CACHE_S, text)
-        return text
+        return await self._with_family(chat, text)
+
+    async def _with_family(self, chat: ChatRef, text: str) -> str:
+        """/stats ends with the chat's mode, read afresh (not cached: /family changes it)."""
+        if chat.platform is Platform.CONSOLE:
+            return text
+        on = await self.family.is_family(chat)
+        return f"{text}\n{texts.MSG_FAMILY_ON if on else texts.MSG_FAMILY_OFF}"
 
     def _stats_changed(self, platform: str, chat_id: str) -> None:
         """A new punchline or rating in a chat: its next /stats counts afresh."""
         self._stats_cache.pop(f"{platform}:{chat_id}", None)
 
-    def help_text(self, platform: Platform, kind: ChatKind, *, admin: bool = False) -> str:
-        """How to use the bot here (`bot.core.texts.help_text`)."""
-        return texts.help_text(self.emoji_map, platform, kind, admin=admin)
+    async def help_for(self, chat: ChatRef, user: UserRef) -> str:
+        """How to use the bot in `chat`, for `user` (admins hear their commands too), with the
+        chat's family mode (`bot.core.texts.help_text`). Never raises."""
+        family = await self.family.is_family(chat)
+        return texts.help_text(
+            self.emoji_map, chat.platform, chat.kind, admin=self.access.is_admin(user), family=family
+        )

@@ -51,17 +51,32 @@ HELP_ADMIN = "Admins: /reload [adapter_dir] loads a new adapter without a restar
 # Privacy: /privacy, /forget, /optout, /optin.
 MSG_TRAINING_IN = "What you write and rate may help train my next version; /optout keeps it out."
 MSG_TRAINING_OUT = "You opted out: nothing you write or rate trains my next version (/optin undoes it)."
-MSG_FORGET_CONFIRM = (
+MSG_FORGET_WHAT = (
     "This erases everything I keep about you: your setups and my answers to them, your ratings, "
     "battle entries and votes. An entry in a finished battle stays, without your name, so the "
-    "other players' points stay true. Press the button to confirm (it erases whoever presses it)."
+    "other players' points stay true."
 )
+MSG_FORGET_CONFIRM = MSG_FORGET_WHAT + " Press the button to confirm (it erases whoever presses it)."
 FORGET_BUTTON = "Forget me"
 MSG_FORGOT_NOTHING = "I held nothing about you — there was nothing to erase."
 MSG_OPTED_OUT = "Done: nothing you write or rate will train my next version. I'll still answer you."
 MSG_OPTED_IN = "Done: what you write and rate may help train my next version. /optout undoes it."
 MSG_OPT_NOBODY = "Only a person can choose that (post as yourself, not as the group)."
 MSG_PRIVACY_FAILED = "Something went wrong on my side — nothing changed; please try again later."
+
+
+# Family mode: /family, and what a family chat hears instead of something offensive.
+MSG_FAMILY_ON = "Family mode is on here: I keep my punchlines clean and refuse offensive setups."
+MSG_FAMILY_OFF = "Family mode is off here: r/Jokes-style humour, rough edges included."
+MSG_FAMILY_USAGE = "Usage: /family on or /family off (or /family to see the mode)."
+MSG_FAMILY_REFUSED = "Only this chat's admins can change family mode."
+MSG_FAMILY_SETUP = "Let's keep it family-friendly here — try a different setup?"
+MSG_FAMILY_CLEAN = "I'll pass on that one — here's a clean one instead: why did the scarecrow win an award? He was outstanding in his field."
+
+
+def family_status(on: bool) -> str:
+    """The answer to a bare /family."""
+    return (MSG_FAMILY_ON if on else MSG_FAMILY_OFF) + " Admins: /family on|off."
 
 
 def privacy_text(retention_days: int, training_status: str) -> str:
@@ -99,11 +114,16 @@ def rated_text(rating: Rating | None) -> str:
     return MSG_CLEARED if rating is None else f"Noted: {RATING_LABELS[rating]}"
 
 
-def help_text(emoji_map: EmojiMap, platform: Platform, kind: ChatKind, *, admin: bool = False) -> str:
-    """How to use the bot here: asking, rating, stats (front-ends may add platform tips).
-
-    `admin` adds the admin-only commands.
-    """
+def help_text(
+    emoji_map: EmojiMap,
+    platform: Platform,
+    kind: ChatKind,
+    *,
+    admin: bool = False,
+    family: bool | None = None,
+) -> str:
+    """How to use the bot here: asking, rating, stats, privacy (front-ends may add platform
+    tips). `admin` adds the admin-only commands; `family` says the chat's mode."""
     if platform is Platform.CONSOLE:
         ask = "Type a joke setup and press Enter."
     elif kind is ChatKind.PRIVATE:
@@ -130,6 +150,8 @@ def help_text(emoji_map: EmojiMap, platform: Platform, kind: ChatKind, *, admin:
     ]
     if platform is Platform.TELEGRAM and kind is ChatKind.GROUP:
         lines.append("To let me see reactions in a group, make me an admin (no rights needed).")
+    if family is not None and platform is not Platform.CONSOLE:
+        lines.append(family_status(family))
     if admin:
         lines.append(HELP_ADMIN)
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""Every button of the Discord bot: the rating buttons under a punchline and the battle buttons.
+"""Every button of the Discord bot: the rating buttons under a punchline, the battle buttons,
+/forget's confirmation.
 
 Each button's custom_id is a `bot.payloads` payload. One persistent `DynamicItem` class matches
 every custom_id and is registered at start-up, so buttons on old messages keep working after a
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 import discord
 
 from bot.discord.convert import answer_ephemeral
-from bot.payloads import EnterPayload, Payload, RatePayload, VotePayload, decode, encode
+from bot.payloads import EnterPayload, ForgetPayload, Payload, RatePayload, VotePayload, decode, encode
 from bot.types import Rating
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,10 @@ class ButtonHandlers(Protocol):
 
     async def on_enter(self, interaction: discord.Interaction[Any]) -> str | None:
         """Answer with a modal (None) or with a text."""
+        ...
+
+    async def on_forget(self, interaction: discord.Interaction[Any]) -> str:
+        """/forget's confirmation: erase whoever pressed it."""
         ...
 
 
@@ -85,6 +90,8 @@ def button_class(handlers: ButtonHandlers) -> type[discord.ui.DynamicItem[Any]]:
                 return await handlers.on_vote(interaction, payload)
             if isinstance(payload, EnterPayload):
                 return await handlers.on_enter(interaction)
+            if isinstance(payload, ForgetPayload):
+                return await handlers.on_forget(interaction)
             log.info("a button with a custom_id that does not decode: %r", self.custom_id)
             return FORGED_TEXT
 

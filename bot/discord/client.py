@@ -25,6 +25,7 @@ from bot.discord.buttons import button_class
 from bot.discord.convert import answer_ephemeral
 from bot.discord.handlers import SORRY_TEXT, DiscordHandlers
 from bot.discord.in_flight import InFlight
+from bot.discord.privacy import DiscordPrivacyUI
 from bot.types import Platform
 from config.errors import PunchlineError
 from config.settings import Settings
@@ -122,12 +123,14 @@ def build_client(settings: Settings, core: BotCore, battles: BattleService | Non
     if battles is not None:
         battles.attach(Platform.DISCORD, DiscordAnnouncer(client))
         battle_ui = DiscordBattleUI(battles)
-    register_handlers(client, DiscordHandlers(client, client.in_flight, core, battle_ui), battle_ui)
+    register_handlers(
+        client, DiscordHandlers(client, client.in_flight, core, battle_ui), DiscordPrivacyUI(core), battle_ui
+    )
     return client
 
 
 def register_handlers(
-    client: PunchlineDiscord, bot: DiscordHandlers, battles: DiscordBattleUI | None
+    client: PunchlineDiscord, bot: DiscordHandlers, privacy: DiscordPrivacyUI, battles: DiscordBattleUI | None
 ) -> None:
     """Everything the Discord bot answers, in one list: events, slash commands, buttons."""
     client.event(bot.on_message)
@@ -154,6 +157,30 @@ def register_handlers(
     @app_commands.describe(adapter_dir="Adapter directory on the bot's machine (default: the configured one)")
     async def reload(interaction: discord.Interaction[Any], adapter_dir: str | None = None) -> None:
         await bot.slash_reload(interaction, adapter_dir)
+
+    @tree.command(name="privacy", description="What I keep about you, and why")
+    async def privacy_(interaction: discord.Interaction[Any]) -> None:
+        await privacy.privacy(interaction)
+
+    @tree.command(name="forget", description="Erase everything I keep about you")
+    async def forget(interaction: discord.Interaction[Any]) -> None:
+        await privacy.forget(interaction)
+
+    @tree.command(name="optout", description="Keep what you write and rate out of training")
+    async def optout(interaction: discord.Interaction[Any]) -> None:
+        await privacy.training(interaction, opted_in=False)
+
+    @tree.command(name="optin", description="Let what you write and rate help training")
+    async def optin(interaction: discord.Interaction[Any]) -> None:
+        await privacy.training(interaction, opted_in=True)
+
+    @tree.command(name="family", description="Family mode here; Manage Server may turn it on or off")
+    @app_commands.describe(mode="on or off; leave it out to see the mode")
+    @app_commands.choices(
+        mode=[app_commands.Choice(name="on", value="on"), app_commands.Choice(name="off", value="off")]
+    )
+    async def family(interaction: discord.Interaction[Any], mode: str | None = None) -> None:
+        await privacy.family(interaction, mode)
 
     if battles is None:
         return

@@ -102,8 +102,7 @@ class DiscordHandlers:
 
     async def slash_help(self, interaction: discord.Interaction[Any]) -> None:
         chat = chat_ref_for_interaction(interaction)
-        admin = self.core.access.is_admin(user_ref(interaction.user))
-        await answer_ephemeral(interaction, self.core.help_text(Platform.DISCORD, chat.kind, admin=admin))
+        await answer_ephemeral(interaction, await self.core.help_for(chat, user_ref(interaction.user)))
 
     async def slash_reload(self, interaction: discord.Interaction[Any], adapter_dir: str | None) -> None:
         """`/reload adapter_dir:<optional>`: an admin swaps the adapter; answered privately.
@@ -252,6 +251,10 @@ class DiscordHandlers:
         if self.battle_ui is None:
             return FORGED_TEXT
         return await self.battle_ui.on_enter(interaction)
+
+    async def on_forget(self, interaction: discord.Interaction[Any]) -> str:
+        """/forget's confirmation: it erases whoever pressed it (answered privately)."""
+        return await self.core.privacy.forget(user_ref(interaction.user))
 
     # ----------------------------------------------------------------- helpers
 

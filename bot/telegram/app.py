@@ -36,6 +36,7 @@ from bot.core.service import BotCore
 from bot.telegram.battles import TelegramAnnouncer, TelegramBattleUI
 from bot.telegram.handlers import TelegramHandlers
 from bot.telegram.outbox import ChatOutbox
+from bot.telegram.privacy import TelegramPrivacyUI
 from bot.telegram.sender import TelegramSender
 from bot.types import Platform
 from config.errors import PunchlineError
@@ -57,6 +58,11 @@ BOT_COMMANDS: tuple[BotCommand, ...] = (
     BotCommand("joke", "Answer a joke setup: /joke <setup>"),
     BotCommand("stats", "How my punchlines are rated here"),
     BotCommand("help", "How to ask and how to rate"),
+    BotCommand("privacy", "What I keep about you, and why"),
+    BotCommand("forget", "Erase everything I keep about you"),
+    BotCommand("optout", "Keep what you write and rate out of training"),
+    BotCommand("optin", "Let what you write and rate help training"),
+    BotCommand("family", "Family mode here: /family on|off (admins)"),
 )
 BATTLE_COMMANDS: tuple[BotCommand, ...] = (  # handled by bot.telegram.battles
     BotCommand("battle", "Start a joke battle: /battle [setup]"),
@@ -120,13 +126,16 @@ def build_application(settings: Settings, core: BotCore, battles: BattleService 
     if battles is not None:
         battles.attach(Platform.TELEGRAM, TelegramAnnouncer(sender))
         battle_ui = TelegramBattleUI(battles, sender)
-    register_handlers(application, TelegramHandlers(core, tg, sender, battle_ui), battle_ui)
+    register_handlers(
+        application, TelegramHandlers(core, tg, sender, battle_ui), TelegramPrivacyUI(core, sender), battle_ui
+    )
     return application
 
 
 def register_handlers(
     application: Application,
     bot: TelegramHandlers,
+    privacy: TelegramPrivacyUI,
     battles: TelegramBattleUI | None,
 ) -> None:
     """Every update the Telegram bot answers, in one list.
@@ -156,6 +165,11 @@ def register_handlers(
     add(CommandHandler("joke", bot.on_joke, filters=new), CORE_GROUP)
     # Admin-only, so not in the command menu everyone sees; the core checks who asks.
     add(CommandHandler("reload", bot.on_reload, filters=new), CORE_GROUP)
+    add(CommandHandler("privacy", privacy.on_privacy, filters=new), CORE_GROUP)
+    add(CommandHandler("forget", privacy.on_forget, filters=new), CORE_GROUP)
+    add(CommandHandler("optout", privacy.on_optout, filters=new), CORE_GROUP)
+    add(CommandHandler("optin", privacy.on_optin, filters=new), CORE_GROUP)
+    add(CommandHandler("family", privacy.on_family, filters=new), CORE_GROUP)
     add(MessageHandler(filters.COMMAND & new, bot.on_unknown_command), CORE_GROUP)
     add(MessageHandler(text & filters.ChatType.PRIVATE, bot.on_private_text), CORE_GROUP)
     add(MessageHandler(text & filters.ChatType.GROUPS, bot.on_group_text), CORE_GROUP)

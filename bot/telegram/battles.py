@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Bot, CallbackQuery, Chat, ChatMember, Message, Update
-from telegram.error import TelegramError
+from telegram import CallbackQuery, Message, Update
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.battles.models import Answer, RefusalReason, View, parse_deep_link
@@ -27,6 +26,7 @@ from bot.battles.service import BattleService
 from bot.payloads import EnterPayload, VotePayload
 from bot.telegram.convert import chat_ref, command_argument, sender, user_ref
 from bot.telegram.keyboards import battle_keyboard
+from bot.telegram.members import is_chat_admin, is_member
 from bot.telegram.sender import TelegramSender
 from bot.types import ChatKind, ChatRef, Platform, UserRef
 
@@ -97,7 +97,7 @@ class TelegramBattleUI:
             if answer is None:
                 return  # nothing of ours to cancel: the core answers the command
         else:
-            admin = await _is_chat_admin(context.bot, message)
+            admin = await is_chat_admin(context.bot, message)
             answer = await self.service.cancel(chat, user, chat_admin=admin)
         self._reply(message, answer)
         raise ApplicationHandlerStop
@@ -124,10 +124,10 @@ class TelegramBattleUI:
         if user is None or token is None:
             return  # an ordinary /start: the core's help answers it
 
-        async def is_member(chat: ChatRef, person: UserRef) -> bool:
-            return await _is_member(context.bot, int(chat.chat_id), int(person.user_id))
+        async def member(chat: ChatRef, person: UserRef) -> bool:
+            return await is_member(context.bot, int(chat.chat_id), int(person.user_id))
 
-        answer = await self.service.entries.begin_secret_entry(Platform.TELEGRAM, token, user, is_member)
+        answer = await self.service.entries.begin_secret_entry(Platform.TELEGRAM, token, user, member)
         self._reply(message, answer)
         raise ApplicationHandlerStop
 
@@ -185,29 +185,3 @@ class TelegramBattleUI:
     def _reply(self, message: Message, answer: Answer) -> None:
         """Answer from the chat's outbox: a throttled group must not hold an update slot."""
         self.sender.queue(message.chat_id, answer.text, reply_to=message.message_id)
-
-
-async def _is_member(bot: Bot, chat_id: int, user_id: int) -> bool:
-    """Whether the person belongs to the group now (a failed check counts as no)."""
-    try:
-        member = await bot.get_chat_member(chat_id, user_id)
-    except TelegramError as exc:
-        log.info("could not check membership in %s: %r", chat_id, exc)
-        return False
-    if member.status == ChatMember.RESTRICTED:
-        return bool(getattr(member, "is_member", False))
-    return member.status in (ChatMember.MEMBER, ChatMember.ADMINISTRATOR, ChatMember.OWNER)
-
-
-async def _is_chat_admin(bot: Bot, message: Message) -> bool:
-    """Whether the sender administers the group (an anonymous admin posts as the group)."""
-    if message.sender_chat is not None and message.sender_chat.id == message.chat.id:
-        return True
-    if message.from_user is None or message.chat.type == Chat.PRIVATE:
-        return False
-    try:
-        member = await bot.get_chat_member(message.chat.id, message.from_user.id)
-    except TelegramError as exc:
-        log.info("could not check admin status in %s: %r", message.chat.id, exc)
-        return False
-    return member.status in (ChatMember.ADMINISTRATOR, ChatMember.OWNER)

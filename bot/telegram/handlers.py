@@ -20,11 +20,10 @@ from telegram.ext import ContextTypes
 
 from bot.core.service import BotCore
 from bot.core.texts import MSG_ERROR
-from bot.payloads import EnterPayload, RatePayload, VotePayload, decode
+from bot.payloads import EnterPayload, ForgetPayload, RatePayload, VotePayload, decode
 from bot.telegram.convert import (
     actor_chat_ref,
     addressed_text,
-    chat_kind,
     chat_ref,
     command_argument,
     command_target,
@@ -38,7 +37,7 @@ from bot.telegram.convert import (
 from bot.telegram.keyboards import rating_keyboard
 from bot.telegram.sender import TelegramSender
 from bot.telegram.typing import TypingIndicator
-from bot.types import ChatKind, IncomingSetup, Platform
+from bot.types import ChatKind, IncomingSetup
 from config.settings import TelegramSettings
 
 if TYPE_CHECKING:
@@ -140,11 +139,9 @@ class TelegramHandlers:
         message = update.effective_message
         assert message is not None
         user = sender(message)
-        if user is not None and self.core.access.is_allowed(chat_ref(message.chat), user):
-            text = self.core.help_text(
-                Platform.TELEGRAM, chat_kind(message.chat), admin=self.core.access.is_admin(user)
-            )
-            self._reply(message, text)
+        chat = chat_ref(message.chat)
+        if user is not None and self.core.access.is_allowed(chat, user):
+            self._reply(message, await self.core.help_for(chat, user))
 
     async def on_stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -192,15 +189,19 @@ class TelegramHandlers:
         assert query is not None
         payload = decode(query.data)
         message = query.message
+        alert = False
         if isinstance(payload, RatePayload) and message is not None:
             ref = message_ref(message.chat, message.message_id)
             text = await self.core.ratings.rate(ref, user_ref(query.from_user), payload.rating)
+        elif isinstance(payload, ForgetPayload):
+            # Erases whoever pressed it; the alert is seen by that person only.
+            text, alert = await self.core.privacy.forget(user_ref(query.from_user)), True
         elif isinstance(payload, (VotePayload, EnterPayload)) and self.battle_ui is not None:
             text = await self.battle_ui.on_button(query, payload)
         else:
             text = MSG_STALE_BUTTON
         try:
-            await query.answer(text)
+            await query.answer(text[:200], show_alert=alert)  # Telegram shows at most 200 characters
         except TelegramError as exc:
             log.info("button press not answered: %r", exc)
 

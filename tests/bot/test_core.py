@@ -266,11 +266,14 @@ async def test_a_broken_database_gives_an_error_reply_not_an_exception(core, sto
     assert await core.ratings.set_reactions(MessageRef(PRIVATE, "1"), ANN, ["🤣"]) is False
 
 
-async def test_help_text_mentions_how_to_ask_and_rate(core) -> None:
-    group = core.help_text(Platform.TELEGRAM, ChatKind.GROUP)
-    assert "/joke" in group and "admin" in group and "🤣" in group
-    private = core.help_text(Platform.DISCORD, ChatKind.PRIVATE)
-    assert "every message" in private and "/stats" in private
+async def test_help_text_mentions_how_to_ask_rate_privacy_and_the_family_mode(core) -> None:
+    group = await core.help_for(GROUP, ANN)
+    assert "/joke" in group and "admin" in group and "🤣" in group and "/privacy" in group
+    assert "Family mode is on here" in group  # on by default in groups
+    private = await core.help_for(
+        ChatRef(Platform.DISCORD, "9", ChatKind.PRIVATE), UserRef(Platform.DISCORD, "9")
+    )
+    assert "every message" in private and "/stats" in private and "Family mode is off here" in private
 
 
 async def test_first_time_is_true_once_per_chat(core) -> None:

@@ -349,7 +349,9 @@ async def test_slash_commands_sync_to_the_configured_guilds(make_bot: Callable[.
     async with simulated_discord(bot.client(), guild_ids=[GUILD_ID]) as world:
         assert world.guild.id == GUILD_ID
         alice = world.member("alice")
-        assert set(alice.available_commands(world.channel)) == {"joke", "stats", "help", "reload"}
+        assert set(alice.available_commands(world.channel)) == {
+            "joke", "stats", "help", "reload", "privacy", "forget", "optout", "optin", "family",
+        }  # fmt: skip
         result = await alice.slash(world.channel, "joke", setup=SETUP)
         assert result.response is not None and result.response.content == PUNCHLINE
         # Guild-only sync: DMs have no slash commands, but plain DM messages still work.

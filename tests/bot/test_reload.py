@@ -124,8 +124,9 @@ async def test_without_a_directory_the_configured_adapter_is_reloaded(storage, g
 
 async def test_help_mentions_reload_only_for_admins(storage, generator) -> None:
     core = make_core(storage, generator)
-    assert HELP_ADMIN in core.help_text(Platform.TELEGRAM, ChatKind.PRIVATE, admin=True)
-    assert "/reload" not in core.help_text(Platform.TELEGRAM, ChatKind.PRIVATE)
+    chat = ChatRef(Platform.TELEGRAM, ADMIN.user_id, ChatKind.PRIVATE)
+    assert HELP_ADMIN in await core.help_for(chat, ADMIN)
+    assert "/reload" not in await core.help_for(chat, UserRef(Platform.TELEGRAM, "12345"))
 
 
 async def test_console_reload_swaps_the_version_of_the_next_reply(tmp_path: Path) -> None:

@@ -74,7 +74,9 @@ def bob(api: FakeBotAPI) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ start-up
 async def test_start_up_publishes_commands_and_asks_for_reactions(bot: Bot) -> None:
     await bot.api.wait_for("setMyCommands")
-    assert {c["command"] for c in bot.api.commands} == {"joke", "stats", "help"}
+    assert {c["command"] for c in bot.api.commands} == {
+        "joke", "stats", "help", "privacy", "forget", "optout", "optin", "family",
+    }  # fmt: skip
     # Telegram only sends reactions to bots that name them in allowed_updates.
     assert bot.api.allowed_updates == ALLOWED_UPDATES
     assert {"message_reaction", "message_reaction_count"} <= set(ALLOWED_UPDATES)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from bot.core.service import BotCore
-from bot.types import ChatKind, IncomingSetup, OutgoingReply, Platform
+from bot.types import ChatRef, IncomingSetup, OutgoingReply, UserRef
 
 
 class BrokenCore(BotCore):
     """A core whose help and setup paths blow up: the front-end must still answer kindly."""
 
-    def help_text(self, platform: Platform, kind: ChatKind) -> str:
+    async def help_for(self, chat: ChatRef, user: UserRef) -> str:
         raise RuntimeError("help exploded: /etc/secret")
 
     async def handle_setup(self, msg: IncomingSetup) -> OutgoingReply | None:

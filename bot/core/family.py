@@ -1,0 +1,60 @@
+"""Family mode per chat: whether a chat is one, and `/family on|off` (docs/DESIGN.md,
+decision 11). What family mode does to setups, punchlines and battle entries is in
+`BotCore` and the battles; which text is offensive is `model.safety`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.clock import Clock
+from bot.core import texts
+from bot.core.access import Access
+from bot.storage import Storage
+from bot.types import ChatKind, ChatRef, UserRef
+from config.settings import SafetySettings
+
+log = logging.getLogger(__name__)
+
+FAMILY_KEY = "family"  # the per-chat setting (JSON true/false); unset: the default
+
+
+def family_by_default(settings: SafetySettings, kind: ChatKind) -> bool:
+    if settings.family_default == "groups":
+        return kind is not ChatKind.PRIVATE
+    return settings.family_default == "on"
+
+
+class FamilyDesk:
+    def __init__(self, settings: SafetySettings, storage: Storage, access: Access, clock: Clock):
+        self.settings = settings
+        self.storage = storage
+        self.access = access
+        self.clock = clock
+
+    async def is_family(self, chat: ChatRef) -> bool:
+        """Whether family mode is on in `chat` (on when the setting cannot be read: the safe side)."""
+        try:
+            value = await self.storage.people.get_chat_setting(chat, FAMILY_KEY)
+        except Exception:
+            log.exception("could not read the family setting of %s", chat.chat_id)
+            return True
+        return family_by_default(self.settings, chat.kind) if value is None else bool(value)
+
+    async def command(self, chat: ChatRef, user: UserRef, argument: str, *, chat_admin: bool) -> str:
+        """`/family [on|off]`: say the mode, or change it. Changing is for the chat's admins
+        (`chat_admin`, the platform's verdict) and the bot's admins; in a private chat, for its
+        person."""
+        wanted = argument.strip().lower()
+        current = await self.is_family(chat)
+        if wanted not in ("on", "off"):
+            return texts.family_status(current) if not wanted else texts.MSG_FAMILY_USAGE
+        allowed = chat_admin or self.access.is_admin(user) or chat.kind is ChatKind.PRIVATE
+        if not allowed:
+            return texts.MSG_FAMILY_REFUSED
+        try:
+            await self.storage.people.set_chat_setting(chat, FAMILY_KEY, wanted == "on", self.clock.now())
+        except Exception:
+            log.exception("could not change the family setting of %s", chat.chat_id)
+            return texts.MSG_PRIVACY_FAILED
+        return texts.MSG_FAMILY_ON if wanted == "on" else texts.MSG_FAMILY_OFF
