@@ -58,6 +58,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_flags(export, "db")
     export.set_defaults(handler=_export)
 
+    privacy = sub.add_parser("privacy", help="people's data: the retention purge")
+    privacy_sub = privacy.add_subparsers(dest="privacy_command", metavar="ACTION", required=True)
+    purge = privacy_sub.add_parser(
+        "purge",
+        help="erase setup texts and names older than the retention period now",
+        description="Blanks setup texts and display names older than PUNCHLINE_PRIVACY__RETENTION_DAYS "
+        "(ratings and battle results stay, anonymous) and prints what it erased. `punchline serve` "
+        "does the same every PUNCHLINE_PRIVACY__PURGE_INTERVAL_S.",
+    )
+    add_flags(purge, "db")
+    purge.set_defaults(handler=_purge)
+
 
 def _chat(args: argparse.Namespace) -> int:
     from bot.console.chat import run_chat
@@ -79,6 +91,30 @@ def _serve(args: argparse.Namespace) -> int:
     from bot.serve import run_serve
 
     asyncio.run(run_serve(settings_from_args(args)))
+    return 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.core.privacy import PrivacyDesk
+    from bot.storage import Storage
+    from bot.storage.connection import StorageError
+
+    settings = settings_from_args(args)
+    path = settings.storage.path
+    if not path.is_file():
+        raise StorageError(f"no database at {path}; set PUNCHLINE_STORAGE__PATH or --db")
+
+    async def purge() -> dict[str, int]:
+        async with await Storage.open(path) as storage:
+            return await PrivacyDesk(settings.privacy, storage, SystemClock()).purge()
+
+    counts = asyncio.run(purge())
+    days = settings.privacy.retention_days
+    if not days:
+        print("retention is off (PUNCHLINE_PRIVACY__RETENTION_DAYS=0): nothing purged")
+        return 0
+    print(f"purged what is older than {days} days: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
     return 0
 
 

@@ -172,8 +172,29 @@ async def _serve(runtime: Runtime, stop: asyncio.Event, front_ends: FrontEndFact
         versions = list(runtime.generator.versions)
         return all(ready.values()) and bool(versions), {"front_ends": ready, "versions": versions}
 
-    async with metrics_server(runtime.settings.metrics, _metrics_registry(runtime), health):
-        await _run_front_ends(runtime, runners, stop, grace_s)
+    purger = asyncio.create_task(_purge_periodically(runtime, stop), name="retention-purge")
+    try:
+        async with metrics_server(runtime.settings.metrics, _metrics_registry(runtime), health):
+            await _run_front_ends(runtime, runners, stop, grace_s)
+    finally:
+        purger.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purger
+
+
+async def _purge_periodically(runtime: Runtime, stop: asyncio.Event) -> None:
+    """The retention purge (`PrivacyDesk.purge`) at start and every `purge_interval_s`; a
+    failure is logged and tried again next time."""
+    settings = runtime.settings.privacy
+    while not stop.is_set() and settings.retention_days:
+        try:
+            counts = await runtime.core.privacy.purge()
+            if any(counts.values()):
+                log.info("retention purge: %s", ", ".join(f"{n} {what}" for what, n in counts.items() if n))
+        except Exception:
+            log.exception("the retention purge failed; trying again in %.0f s", settings.purge_interval_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.purge_interval_s)
 
 
 async def _run_front_ends(

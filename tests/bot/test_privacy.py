@@ -4,24 +4,29 @@ reach the export, and retention purges exactly what is due."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.battles.service import BattleService
+from bot.cli import main
 from bot.clock import ManualClock
 from bot.core.service import BotCore
 from bot.export.collect import collect_rows
 from bot.export.consent import Consent
+from bot.serve import run_serve
 from bot.storage import Storage
 from bot.storage.personal import COLUMNS, FORGOTTEN_PREFIX, PERSON, WORDS, columns_holding
 from bot.types import ChatKind, ChatRef, IncomingSetup, MessageRef, Platform, Rating, UserRef
 from config.settings import PrivacySettings, Settings, load_settings
 from tests.fakes.announcer import FakeAnnouncer
+from tests.fakes.front_end import FakeFrontEnd
 from tests.fakes.generator import FakeGenerator
 
 GROUP = ChatRef(Platform.TELEGRAM, "-100", ChatKind.GROUP, "Jokers")
@@ -263,3 +268,53 @@ async def test_retention_purges_exactly_what_is_due(tmp_path: Path) -> None:
     finally:
         await w.battles.close()
         await w.storage.close()
+
+
+async def old_and_new_setups(path: Path) -> None:
+    """One setup from long ago (the manual clock's start), one from now."""
+    w = await open_world(path)
+    try:
+        assert datetime.now(UTC) - w.clock.now() > timedelta(days=100)
+        await w.ask(GROUP, ANN, "A setup from long ago?", "o1")
+        w.clock.advance((datetime.now(UTC) - w.clock.now()).total_seconds())
+        await w.ask(GROUP, BOB, "A setup from today?", "n1")
+    finally:
+        await w.battles.close()
+        await w.storage.close()
+
+
+async def texts_of(path: Path) -> list[str]:
+    async with (
+        await Storage.open(path) as storage,
+        storage.db.execute("SELECT text FROM requests ORDER BY id") as cur,
+    ):
+        return [r[0] for r in await cur.fetchall()]
+
+
+def test_punchline_privacy_purge_erases_what_is_due_and_says_so(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "bot.db"
+    asyncio.run(old_and_new_setups(path))
+    assert main(["privacy", "purge", "--db", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "older than 90 days: 1 setups, 1 names" in out
+    assert asyncio.run(texts_of(path)) == ["", "A setup from today?"]
+    assert main(["privacy", "purge", "--db", str(tmp_path / "none.db")]) == 2  # no database: one line
+
+
+async def test_serve_purges_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    await old_and_new_setups(path)
+    settings = load_settings(storage={"path": str(path)}, telegram={"token": "1:x"})
+    front_end = FakeFrontEnd()
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_serve(settings, stop, generator=FakeGenerator(), front_ends=front_end.factory)
+    )
+    await asyncio.wait_for(front_end.started.wait(), 20)
+    deadline = time.monotonic() + 20
+    while (await texts_of(path))[0] != "":
+        assert time.monotonic() < deadline, "serve never purged"
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 20)
+    assert await texts_of(path) == ["", "A setup from today?"]

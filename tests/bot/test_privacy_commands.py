@@ -4,6 +4,7 @@ against the fake Bot API, discord.py under simcord, the console; the SQLite file
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -147,3 +148,18 @@ async def test_console_forget_asks_for_yes(tmp_path: Path, storage: Storage) -> 
     said = out.getvalue()
     assert "Nothing erased." in said and "Done — I erased: 1 setups" in said
     assert await db.count(storage, "users") == 0
+
+
+async def test_setups_and_names_never_reach_the_logs_at_info(
+    api: FakeBotAPI, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    secret_setup, secret_name = "Why does Zebulon hide his diary?", "Zebulon Quartermaine"
+    async with running_bot(api, tmp_path / "p.db") as bot:
+        zeb = api.user(1009, secret_name)
+        group = api.group_chat()
+        await bot.punchline_for(group, zeb, secret_setup)
+        api.push_command(group, zeb, "forget")
+        await bot.api.wait_for("sendMessage", lambda c: c.params["text"] == texts.MSG_FORGET_CONFIRM)
+    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    assert caplog.records and secret_setup not in logged and "Zebulon" not in logged
