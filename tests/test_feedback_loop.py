@@ -16,7 +16,7 @@ from bot.storage import Storage
 from bot.types import ChatKind, ChatRef, IncomingSetup, MessageRef, Platform, Rating, UserRef
 from config.settings import Settings
 from tests.fakes.generator import FakeGenerator
-from training.readers import RATED_INAPPROPRIATE, RATED_NOT_FUNNY, read_jokes
+from training.readers import PER_RATER, RATED_INAPPROPRIATE, RATED_NOT_FUNNY, read_jokes
 
 CHAT = ChatRef(Platform.TELEGRAM, "-100", ChatKind.GROUP)
 PEOPLE = [UserRef(Platform.TELEGRAM, str(i), f"user{i}") for i in range(1, 4)]
@@ -59,4 +59,6 @@ def test_exported_ratings_train_only_on_what_landed(tmp_path: Path, fmt: str) ->
         ("Setup number 0?", "A frog. It croaks every night.")
     ]
     assert result.jokes[0].score == pytest.approx(1 / 3, abs=1e-3)  # the funniness score
-    assert result.skipped == {RATED_NOT_FUNNY: 1, RATED_INAPPROPRIATE: 1}
+    # Each of the 8 ratings also has its own row (for preference pairs); it is counted once,
+    # in its reply's score, never trained on twice.
+    assert result.skipped == {RATED_NOT_FUNNY: 1, RATED_INAPPROPRIATE: 1, PER_RATER: 8}
