@@ -19,6 +19,9 @@ from pathlib import Path
 from config.flags import add_flags, settings_from_args
 from config.settings import PrivacySettings
 
+EXIT_GATE_FAILED = 1  # `refresh`: a candidate was trained but failed the gate (not registered)
+EXIT_NOTHING_NEW = 3  # `refresh`: too little new feedback; nothing was done
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this package's sub-commands to the `punchline` parser."""
@@ -69,6 +72,123 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_flags(purge, "db")
     purge.set_defaults(handler=_purge)
+    _register_learning(sub)
+
+
+def _register_learning(sub: argparse._SubParsersAction) -> None:
+    from training.commands import add_tuning_flags
+
+    versions = sub.add_parser(
+        "versions",
+        help="adapter versions: current, challengers, their battle strength and history",
+        description="The registry in the database: each version's status, parent and directory; "
+        "the Bradley–Terry strength of every version that battled (interval, games); with "
+        "--events, every registration, promotion and retirement and why.",
+    )
+    versions.add_argument("--events", action="store_true", help="also list every recorded event")
+    add_flags(versions, "db")
+    versions.set_defaults(handler=_versions)
+
+    refresh = sub.add_parser(
+        "refresh",
+        help="learn from the chat: export, align, gate, register a challenger (cron-safe)",
+        description="Exports the feedback people allow, aligns the serving adapter on it (DPO "
+        "from battles or KTO from ratings, whichever has more), runs the offline gate and "
+        "registers a passing candidate as a challenger for the running bot to field in "
+        f"battles. Exits {EXIT_NOTHING_NEW} (nothing done) when too little feedback arrived "
+        f"since the last refresh, {EXIT_GATE_FAILED} when the candidate fails the gate.",
+    )
+    refresh.add_argument("--data", type=Path, required=True, metavar="CORPUS", help="the joke corpus")
+    refresh.add_argument(
+        "--work-dir",
+        type=Path,
+        metavar="DIR",
+        help="where each run's export and adapter go (default: refresh/ beside the database)",
+    )
+    refresh.add_argument("--adapter", type=Path, metavar="DIR", help="parent (default: the serving one)")
+    refresh.add_argument("--method", choices=("auto", "dpo", "kto"), default="auto")
+    refresh.add_argument(
+        "--min-new",
+        type=int,
+        default=50,
+        help="ratings + battle votes needed since the last refresh (default 50; 0: always run)",
+    )
+    refresh.add_argument("--dry-run", action="store_true", help="count, export and plan; train nothing")
+    add_flags(refresh, "db")
+    add_tuning_flags(refresh)
+    refresh.set_defaults(handler=_refresh)
+
+
+def _versions(args: argparse.Namespace) -> int:
+    from bot.storage import Storage
+    from bot.storage.connection import StorageError
+
+    settings = settings_from_args(args)
+    path = settings.storage.path
+    if not path.is_file():
+        raise StorageError(f"no database at {path}; set PUNCHLINE_STORAGE__PATH or --db")
+
+    async def show() -> list[str]:
+        from bot.battles import bradley_terry
+        from bot.battles.challengers import all_games, format_standings
+
+        async with await Storage.open(path) as storage:
+            records = await storage.versions.all()
+            games = await all_games(storage)
+            events = await storage.versions.events() if args.events else []
+        confidence = settings.learning.confidence
+        lines = [f"{len(records)} registered version(s)" + (":" if records else "")]
+        lines += [
+            f"  {r.version}: {r.status}, from {r.parent or '-'}, since {r.updated_at:%Y-%m-%d %H:%M}, "
+            f"{r.path or 'directory unknown'}"
+            for r in records
+        ]
+        table = bradley_terry.strength_table(games, confidence=confidence)
+        lines += format_standings(table, {r.version: r.status for r in records}, confidence) or [
+            "no battles between versions yet"
+        ]
+        if args.events:
+            lines.append("events:")
+            lines += [
+                f"  {e.at:%Y-%m-%d %H:%M} {e.version} {e.event} by {e.actor}: {e.reason}" for e in events
+            ]
+        return lines
+
+    print("\n".join(asyncio.run(show())))
+    return 0
+
+
+def _refresh(args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.refresh import NotEnoughNewFeedback, RefreshOptions, refresh
+    from training.commands import tuning_options
+
+    settings = settings_from_args(args)
+    work_dir = args.work_dir or settings.storage.path.parent / "refresh"
+    placeholder = Path(".")  # per run: the method, parent, export and output are chosen inside
+    tuning = tuning_options(
+        args,
+        method="dpo",
+        adapter=placeholder,
+        feedback=placeholder,
+        data=args.data,
+        output=placeholder,
+        force=False,
+    )
+    options = RefreshOptions(
+        args.data, work_dir, tuning, args.adapter, args.method, args.min_new, args.dry_run
+    )
+    try:
+        report = asyncio.run(refresh(settings, options, SystemClock()))
+    except NotEnoughNewFeedback as exc:
+        print(f"punchline refresh: {exc}", file=sys.stderr)
+        return EXIT_NOTHING_NEW
+    print("\n".join(report.lines))
+    if report.interrupted:
+        return 130
+    if args.dry_run or report.registered:
+        return 0
+    return EXIT_GATE_FAILED
 
 
 def _chat(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from bot.battles.challengers import Challengers
 from bot.clock import Clock
 from bot.runtime import ManagedGenerator, Runtime, open_runtime
 from config.errors import PunchlineError
@@ -172,29 +173,72 @@ async def _serve(runtime: Runtime, stop: asyncio.Event, front_ends: FrontEndFact
         versions = list(runtime.generator.versions)
         return all(ready.values()) and bool(versions), {"front_ends": ready, "versions": versions}
 
-    purger = asyncio.create_task(_purge_periodically(runtime, stop), name="retention-purge")
+    if runtime.battles is not None:
+        await _restore_promoted(runtime.battles.challengers)
+    background = [asyncio.create_task(_purge_periodically(runtime, stop), name="retention-purge")]
+    if runtime.battles is not None:
+        background.append(
+            asyncio.create_task(
+                _judge_challengers(runtime, runtime.battles.challengers, stop), name="challengers"
+            )
+        )
     try:
         async with metrics_server(runtime.settings.metrics, _metrics_registry(runtime), health):
             await _run_front_ends(runtime, runners, stop, grace_s)
     finally:
-        purger.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await purger
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _periodically(
+    stop: asyncio.Event, interval_s: float, doing: str, job: Callable[[], Awaitable[None]]
+) -> None:
+    """`job()` now and every `interval_s` until `stop`; a failure is logged and tried again
+    next time (a background chore never stops the bot)."""
+    while not stop.is_set():
+        try:
+            await job()
+        except Exception:
+            log.exception("%s failed; trying again in %.0f s", doing, interval_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
 
 
 async def _purge_periodically(runtime: Runtime, stop: asyncio.Event) -> None:
-    """The retention purge (`PrivacyDesk.purge`) at start and every `purge_interval_s`; a
-    failure is logged and tried again next time."""
+    """The retention purge (`PrivacyDesk.purge`) at start and every `purge_interval_s`."""
     settings = runtime.settings.privacy
-    while not stop.is_set() and settings.retention_days:
-        try:
-            counts = await runtime.core.privacy.purge()
-            if any(counts.values()):
-                log.info("retention purge: %s", ", ".join(f"{n} {what}" for what, n in counts.items() if n))
-        except Exception:
-            log.exception("the retention purge failed; trying again in %.0f s", settings.purge_interval_s)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), settings.purge_interval_s)
+    if not settings.retention_days:
+        return
+
+    async def purge() -> None:
+        counts = await runtime.core.privacy.purge()
+        if any(counts.values()):
+            log.info("retention purge: %s", ", ".join(f"{n} {what}" for what, n in counts.items() if n))
+
+    await _periodically(stop, settings.purge_interval_s, "the retention purge", purge)
+
+
+async def _restore_promoted(challengers: Challengers) -> None:
+    """Serve the promoted version before the first setup arrives; never stops the start."""
+    try:
+        await challengers.restore()
+    except Exception:
+        log.exception("could not restore the promoted version; serving the configured one")
+
+
+async def _judge_challengers(runtime: Runtime, challengers: Challengers, stop: asyncio.Event) -> None:
+    """Serve the challengers `punchline refresh` registered and apply the promotion rule, at
+    start and every `LEARNING__REVIEW_INTERVAL_S` (docs/DESIGN.md, decision 12)."""
+
+    async def judge() -> None:
+        await challengers.sync()
+        for decision in await challengers.review():
+            log.info("challenger %s: %s (%s)", decision.challenger, decision.verdict, decision.reason)
+
+    await _periodically(stop, runtime.settings.learning.review_interval_s, "judging challengers", judge)
 
 
 async def _run_front_ends(

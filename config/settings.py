@@ -269,6 +269,18 @@ class SafetySettings(_Section):
     retries: int = Field(default=1, ge=0, le=3)
 
 
+class LearningSettings(_Section):
+    """Challengers: adapters from `punchline refresh` served beside the current one and judged
+    by battles (docs/DESIGN.md, decision 12)."""
+
+    # Promote a challenger as soon as the Bradley-Terry rule says so; off: an admin's /promote.
+    # A challenger the rule retires is retired either way.
+    auto_promote: bool = False
+    review_interval_s: float = Field(default=300.0, gt=0)  # how often serve loads and judges challengers
+    min_games: int = Field(default=20, ge=1)  # games against the current version before any verdict
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+
+
 class Settings(BaseSettings):
     """All of Punchline's configuration. Build it with `load_settings()`."""
 
@@ -292,6 +304,7 @@ class Settings(BaseSettings):
     battles: BattleSettings = Field(default_factory=BattleSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
+    learning: LearningSettings = Field(default_factory=LearningSettings)
 
 
 class SettingsError(PunchlineError):

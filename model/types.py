@@ -116,3 +116,23 @@ class Reloadable(Protocol):
         `PunchlineError`) says why.
         """
         ...
+
+
+@runtime_checkable
+class AdapterHost(Protocol):
+    """A generator that can serve several adapter versions and change which one is current
+    (the in-process worker; the remote generator, across the fleet): how a challenger is
+    served beside the current version, promoted, or retired."""
+
+    async def load_extra(self, adapter_dir: Path | None) -> str:
+        """Serve `adapter_dir` beside the current version (None: the base model); its version.
+        Raises `AdapterError` when it cannot be loaded."""
+        ...
+
+    async def make_current(self, version: str) -> None:
+        """Serve the loaded `version` by default. Raises `GenerationError` if it is not loaded."""
+        ...
+
+    async def unload(self, version: str) -> None:
+        """Stop serving `version` (not the current one). Raises `GenerationError`."""
+        ...

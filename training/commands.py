@@ -188,9 +188,16 @@ def _register_align(sub: argparse._SubParsersAction) -> None:
         help="joke corpus: replay and the gate's test split",
     )
     align.add_argument("--output", type=Path, metavar="DIR", help="adapter directory to write")
-    add_flags(align, "base_model")
     align.add_argument("--dry-run", action="store_true", help="build and count the data; load no model")
     align.add_argument("--force", action="store_true", help="overwrite an existing --output")
+    add_tuning_flags(align)
+    align.set_defaults(handler=_align)
+
+
+def add_tuning_flags(align: argparse.ArgumentParser) -> None:
+    """How `align` tunes and gates (also `punchline refresh`'s flags): the base model, the
+    optimiser, the losses, the preference data's guards and the gate."""
+    add_flags(align, "base_model")
     align.add_argument("--lr", type=float, default=5e-5, help="learning rate (default 5e-5, SFT's / 20)")
     align.add_argument("--beta", type=float, default=0.1, help="β of DPO/KTO (default 0.1)")
     align.add_argument("--epochs", type=float, default=2)
@@ -248,7 +255,6 @@ def _register_align(sub: argparse._SubParsersAction) -> None:
     align.add_argument("--gradient-checkpointing", action="store_true")
     align.add_argument("--eval-samples", type=int, default=4, help="held-out setups sampled each evaluation")
     align.add_argument("--no-progress", action="store_true", help="no progress bars")
-    align.set_defaults(handler=_align)
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -306,16 +312,38 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _align_options(args: argparse.Namespace) -> "AlignOptions":
-    from training.align import AlignOptions
-    from training.gate import GateOptions
-    from training.preferences import PreferenceOptions
-
-    return AlignOptions(
+    return tuning_options(
+        args,
         method=args.method,
         adapter=args.adapter,
         feedback=args.feedback,
         data=args.data,
         output=args.output or Path("."),
+        force=args.force,
+    )
+
+
+def tuning_options(
+    args: argparse.Namespace,
+    *,
+    method: str,
+    adapter: Path,
+    feedback: Path,
+    data: Path,
+    output: Path,
+    force: bool,
+) -> "AlignOptions":
+    """`AlignOptions` from the flags `add_tuning_flags` added and the run's own inputs."""
+    from training.align import AlignOptions
+    from training.gate import GateOptions
+    from training.preferences import PreferenceOptions
+
+    return AlignOptions(
+        method=method,
+        adapter=adapter,
+        feedback=feedback,
+        data=data,
+        output=output,
         base_model=_base_model(args),
         lr=args.lr,
         beta=args.beta,
@@ -347,7 +375,7 @@ def _align_options(args: argparse.Namespace) -> "AlignOptions":
         max_target_length=args.max_target_length,
         gradient_checkpointing=args.gradient_checkpointing,
         eval_samples=max(0, args.eval_samples),
-        force=args.force,
+        force=force,
         progress=not args.no_progress,
     )
 

@@ -21,6 +21,7 @@ import random
 from datetime import datetime
 
 from bot.battles import state, views
+from bot.battles.challengers import Challengers
 from bot.battles.elo import format_elo_table
 from bot.battles.entries import Entries, sent_at
 from bot.battles.models import Answer, AuthorKind, Battle, Phase, RefusalReason, SetupSource
@@ -76,6 +77,9 @@ class BattleService:
         self.rounds = Rounds(settings.battles, storage, player, clock, self.rng)
         self.timers = RoundTimers(self.rounds, retry_s, settings.battles.resume_grace_s)
         self.entries = Entries(settings.battles, storage, clock, access, self.rounds, self.timers)
+        self.challengers = Challengers(
+            settings.learning, storage, generator, clock, configured=settings.model.adapter
+        )
         self._chat_locks: dict[tuple[Platform, str], asyncio.Lock] = {}
         # A vote for the bot's entry is a "funny" rating of that punchline.
         funny = verdict_for_rating(Rating.FUNNY)
@@ -237,10 +241,22 @@ class BattleService:
         tally = await results.bot_tally(chat.platform, chat.chat_id)
         return views.leaderboard_text(rows, tally)
 
+    @polite(views.MSG_RETRY, "answer /promote")
+    async def promote(self, chat: ChatRef, user: UserRef, argument: str) -> str:
+        """An admin's `/promote [version]`: without a version, each challenger's standing;
+        with one, serve it to everyone now. Others get a polite no. Never raises."""
+        if not self._permitted(chat, user):
+            return views.MSG_NOT_PERMITTED
+        if not self.access.is_admin(user):
+            log.info("refused /promote from %s:%s: not an admin", user.platform.value, user.user_id)
+            return views.MSG_PROMOTE_REFUSED
+        return await self.challengers.promote_command(argument)
+
     @polite("", "read battle stats")
     async def stats_text(self, chat: ChatRef) -> str:
         """Lines for /stats: the chat's people-against-the-bot tally (once a round there was
-        decided) and the Elo table of adapter versions (once versions have battled)."""
+        decided), the Elo table and the Bradley–Terry strengths of adapter versions (once
+        versions have battled)."""
         results = self.storage.battle_results
         lines = []
         tally = await results.bot_tally(chat.platform, chat.chat_id)
@@ -249,6 +265,7 @@ class BattleService:
         elo = format_elo_table(await results.elo_table())
         if elo:
             lines.append(elo)
+        lines += await self.challengers.stats_lines()
         return "\n".join(lines)
 
     # -- votes ----------------------------------------------------------------------------------

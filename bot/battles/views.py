@@ -34,6 +34,7 @@ MSG_NOT_PERMITTED = "Sorry, I can't play with you here."
 MSG_NO_SUCH_BATTLE = "That battle doesn't exist."
 MSG_BAD_BUTTON = "That button isn't valid."
 MSG_RETRY = "Something went wrong — please try again."
+MSG_PROMOTE_REFUSED = "Sorry — only the bot's admins can promote a model version."
 
 
 def span(seconds: float) -> str:

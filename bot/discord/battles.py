@@ -137,6 +137,14 @@ class DiscordBattleUI:
         answer = await self.service.cancel(chat, user_ref(interaction.user), _is_channel_admin(interaction))
         await answer_ephemeral(interaction, answer.text)
 
+    async def promote(self, interaction: discord.Interaction[Any], version: str | None = None) -> None:
+        """`/promote [version]` (the bot's admins): where each challenger stands, or promote one."""
+        chat = chat_ref_for_interaction(interaction)
+        # A promotion waits for the model to switch (seconds, across a fleet longer).
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        text = await self.service.promote(chat, user_ref(interaction.user), version or "")
+        await interaction.followup.send(fit(text), ephemeral=True)
+
     async def leaderboard(self, interaction: discord.Interaction[Any]) -> None:
         chat = chat_ref_for_interaction(interaction)
         if chat.kind is not ChatKind.GROUP:

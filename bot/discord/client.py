@@ -194,6 +194,11 @@ def register_handlers(
     async def cancel(interaction: discord.Interaction[Any]) -> None:
         await battles.cancel(interaction)
 
+    @tree.command(name="promote", description="Admins: serve a challenger version to everyone")
+    @app_commands.describe(version="The challenger to promote (empty: where each one stands)")
+    async def promote(interaction: discord.Interaction[Any], version: str | None = None) -> None:
+        await battles.promote(interaction, version)
+
     @tree.command(name="leaderboard", description="Joke battle standings in this channel")
     async def leaderboard(interaction: discord.Interaction[Any]) -> None:
         await battles.leaderboard(interaction)

@@ -73,6 +73,15 @@ COLUMNS: Final[dict[str, dict[str, str]]] = {
         "losses": OTHER, "updated_at": OTHER,
     },
     "meta": {"key": OTHER, "value": OTHER},
+    "adapter_versions": {
+        "version": OTHER, "path": OTHER, "parent": OTHER, "status": OTHER,
+        "registered_at": OTHER, "updated_at": OTHER,
+    },
+    "version_events": {
+        "id": OTHER, "version": OTHER, "event": OTHER,
+        "actor": OTHER,  # 'auto', 'admin' or 'refresh': a role, never a person's id
+        "reason": OTHER, "at": OTHER,
+    },
 }  # fmt: skip
 
 # An entry of a finished round whose author was forgotten keeps its points (so the others'

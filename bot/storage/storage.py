@@ -8,6 +8,7 @@
     await storage.battle_entries.put_vote(...)                 # entries, votes, secret entries
     rows = await storage.battle_results.leaderboard(...)       # leaderboards, Elo, export rows
     await storage.privacy.forget(platform, user_id)            # opt-outs, /forget, retention
+    await storage.versions.register(version, path, ...)        # challengers, promotions
     await storage.close()
 
 WAL lets readers (e.g. `punchline ratings export`) run while the bot writes; rows are read by
@@ -30,6 +31,7 @@ from bot.storage.privacy import PrivacyQueries
 from bot.storage.ratings import RatingQueries
 from bot.storage.requests import RequestQueries
 from bot.storage.schema import MIGRATIONS_DIR, discover_migrations, migrate, schema_version
+from bot.storage.versions import VersionQueries
 
 
 class Storage:
@@ -44,6 +46,7 @@ class Storage:
         self.battle_entries = BattleEntryQueries(database)
         self.battle_results = BattleResultQueries(database)
         self.privacy = PrivacyQueries(database)
+        self.versions = VersionQueries(database)
 
     @property
     def db(self) -> aiosqlite.Connection:

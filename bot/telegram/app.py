@@ -151,6 +151,8 @@ def register_handlers(
         add(CommandHandler("battle", battles.on_battle, filters=new), BATTLE_GROUP)
         add(CommandHandler("cancel", battles.on_cancel, filters=new), BATTLE_GROUP)
         add(CommandHandler("leaderboard", battles.on_leaderboard, filters=new), BATTLE_GROUP)
+        # Admin-only like /reload, so not in the menu.
+        add(CommandHandler("promote", battles.on_promote, filters=new), BATTLE_GROUP)
         add(
             CommandHandler("start", battles.on_start_battle, filters=new & filters.ChatType.PRIVATE),
             BATTLE_GROUP,

@@ -114,6 +114,16 @@ class TelegramBattleUI:
             self._reply(message, Answer(text))
         raise ApplicationHandlerStop
 
+    async def on_promote(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """`/promote [version]` (the bot's admins): where each challenger stands, or promote one."""
+        message = update.effective_message
+        assert message is not None
+        user = sender(message)
+        if user is not None:
+            argument = command_argument(message, context.bot.id, context.bot.username)
+            self._reply(message, Answer(await self.service.promote(chat_ref(message.chat), user, argument)))
+        raise ApplicationHandlerStop
+
     async def on_start_battle(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """`/start b_<token>` from the deep link: open a secret entry (members of the round's
         group only; getChatMember says who is)."""

@@ -23,7 +23,7 @@ import json
 import logging
 import shutil
 import tarfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,9 +239,20 @@ class Fleet:
 
     async def set_current(self, source: AdapterSource) -> DesiredSet:
         """Make `source` current, keep the other extras; a new generation."""
+        return await self.change(
+            lambda adapters: (source, *(a for a in adapters[1:] if a.version != source.version))
+        )
+
+    async def change(
+        self, edit: Callable[[tuple[AdapterSource, ...]], tuple[AdapterSource, ...]]
+    ) -> DesiredSet:
+        """A new generation of the desired set, `edit(old adapters)` (current first), announced
+        to the workers. Raises `ValueError` when the edit leaves nothing to serve."""
         current = await self.desired()
-        others = tuple(a for a in (current.adapters[1:] if current else ()) if a.version != source.version)
-        new = DesiredSet((current.generation if current else 0) + 1, (source, *others))
+        adapters = edit(current.adapters if current else ())
+        if not adapters:
+            raise ValueError("the desired set cannot be empty")
+        new = DesiredSet((current.generation if current else 0) + 1, adapters)
         await self.client.set(self.keys.desired, new.to_json())
         await self.client.publish(self.keys.events, f"reload {new.generation}")
         return new

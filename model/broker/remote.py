@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 
 from config.settings import Settings
 from model.broker.connection import Client, connect
-from model.broker.fleet import Fleet, local_source
+from model.broker.fleet import AdapterSource, Fleet, local_source
 from model.broker.keys import Keys
 from model.broker.messages import Reply, Request, now_ms
 from model.broker.meters import BotMeters
@@ -258,6 +258,43 @@ class RemoteGenerator:
         await self._refresh_view()
         return version
 
+    async def load_extra(self, adapter_dir: Path | None) -> str:
+        """Serve another version beside the current one on every worker (a challenger);
+        errors as for `reload`."""
+        if adapter_dir is None:
+            source = AdapterSource.base()
+        else:
+            source = await _share(self.fleet, Path(adapter_dir), True)
+        desired = await self.fleet.change(
+            lambda adapters: (*(a for a in adapters if a.version != source.version), source)
+        )
+        await _await_fleet(self.fleet, desired.generation, source.version, self.broker.reload_timeout_s)
+        await self._refresh_view()
+        return source.version
+
+    async def make_current(self, version: str) -> None:
+        """Serve the loaded `version` by default everywhere (a promotion)."""
+        desired = await self.fleet.desired()
+        chosen = next((a for a in desired.adapters if a.version == version), None) if desired else None
+        if chosen is None:
+            raise GenerationError(f"version {version!r} is not in the fleet's desired set")
+        new = await self.fleet.change(
+            lambda adapters: (chosen, *(a for a in adapters if a.version != version))
+        )
+        await _await_fleet(self.fleet, new.generation, version, self.broker.reload_timeout_s)
+        await self._refresh_view()
+
+    async def unload(self, version: str) -> None:
+        """Stop serving a version other than the current one everywhere (a retirement)."""
+        desired = await self.fleet.desired()
+        if desired is None or version not in desired.versions:
+            raise GenerationError(f"version {version!r} is not in the fleet's desired set")
+        if desired.versions[0] == version:
+            raise GenerationError("the current version cannot be unloaded; promote another first")
+        new = await self.fleet.change(lambda adapters: tuple(a for a in adapters if a.version != version))
+        await _await_fleet(self.fleet, new.generation, desired.versions[0], self.broker.reload_timeout_s)
+        await self._refresh_view()
+
     # -- background tasks --------------------------------------------------------------------------
 
     async def _read_replies(self) -> None:
@@ -317,17 +354,29 @@ class RemoteGenerator:
 
 async def reload_fleet(fleet: Fleet, adapter_dir: Path, timeout_s: float, *, upload: bool = True) -> str:
     """The reload `punchline reload` and /reload run: publish, wait for every live worker."""
+    source = await _share(fleet, adapter_dir, upload)
+    desired = await fleet.set_current(source)
+    await _await_fleet(fleet, desired.generation, source.version, timeout_s)
+    return source.version
+
+
+async def _share(fleet: Fleet, adapter_dir: Path, upload: bool) -> AdapterSource:
+    """The adapter as workers will find it (uploaded through Redis unless `upload` is off)."""
     source, data = await asyncio.to_thread(local_source, Path(adapter_dir), upload=upload)
     if data is not None:
         await fleet.upload(source.digest, data)
-    desired = await fleet.set_current(source)
-    outcome = await fleet.wait_for_answers(desired.generation, source.version, timeout_s)
+    return source
+
+
+async def _await_fleet(fleet: Fleet, generation: int, version: str, timeout_s: float) -> None:
+    """Wait until every live worker followed `generation`; `AdapterError` naming each failure,
+    `WorkerUnavailable` when no worker runs."""
+    outcome = await fleet.wait_for_answers(generation, version, timeout_s)
     if not outcome.answers and not outcome.missing:
         raise WorkerUnavailable(
-            f"no worker is running; {source.version} is now the desired version and workers load it when they start"
+            f"no worker is running; {version} is now in the desired set and workers load it when they start"
         )
     if not outcome.ok:
         problems = [f"{a.worker}: {a.error}" for a in outcome.answers if not a.ok]
         problems += [f"{w}: no answer within {timeout_s:.0f} s" for w in outcome.missing]
-        raise AdapterError(f"{source.version} did not load everywhere: " + "; ".join(problems))
-    return source.version
+        raise AdapterError(f"{version} did not load everywhere: " + "; ".join(problems))
