@@ -46,7 +46,10 @@ MSG_RELOAD_FAILED = "Could not load {path}: {reason}; still serving {old}."
 MSG_RELOADED = "Now serving {new} (was {old})."
 MSG_RELOADED_SAME = "Reloaded {new} from {path} (same version as before)."
 MSG_RELOAD_UNEXPECTED = "an unexpected error (details are in the bot's log)"
-HELP_ADMIN = "Admins: /reload [adapter_dir] loads a new adapter without a restart."
+HELP_ADMIN = (
+    "Admins: /reload [adapter_dir] loads a new adapter without a restart; "
+    "/promote [version] serves a challenger to everyone (where battles run)."
+)
 
 # Privacy: /privacy, /forget, /optout, /optin.
 MSG_TRAINING_IN = "What you write and rate may help train my next version; /optout keeps it out."

@@ -18,6 +18,7 @@ import simcord
 
 from bot.battles.models import Phase
 from bot.battles.service import BattleService
+from bot.battles.views import MSG_PROMOTE_REFUSED
 from bot.core.service import BotCore
 from bot.discord.client import PunchlineDiscord, build_client
 from bot.storage import Storage
@@ -222,3 +223,10 @@ async def test_ballots_and_results_never_ping_anyone(bot: Bot, world: DiscordWor
     bot_message_with(world, "Battle #1 results")
     posts = world.requests("POST", "/channels/*/messages")
     assert posts and all(p.json["allowed_mentions"]["parse"] == [] for p in posts)  # ...never a ping
+
+
+async def test_promote_is_for_the_bots_admins_and_answered_privately(bot: Bot, world: DiscordWorld) -> None:
+    bob = world.member("bob")
+    refused = await bob.slash(world.channel, "promote", version="v2")
+    assert refused.ephemeral and said(refused) == MSG_PROMOTE_REFUSED
+    assert world.bot_messages() == []  # nothing in the channel

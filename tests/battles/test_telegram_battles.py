@@ -19,6 +19,7 @@ import pytest
 
 from bot.battles.models import Phase
 from bot.battles.service import BattleService
+from bot.battles.views import MSG_PROMOTE_REFUSED
 from bot.clock import ManualClock
 from bot.core.service import BotCore
 from bot.storage import Storage
@@ -358,3 +359,22 @@ async def test_cancel_leaderboard_and_commands_left_to_the_core(api: FakeBotAPI,
         link = api.push_command(private, bob, "start", f"b_{battle.entry_token}")
         answer = await api.wait_for("sendMessage", lambda c: c.replies_to(link))
         assert "Too late" in answer.params["text"]
+
+
+async def test_promote_is_for_the_bots_admins_over_the_real_stack(api: FakeBotAPI, tmp_path: Path) -> None:
+    group = api.group_chat(-100777, "Promoters")
+    alice, owner = api.user(31, "Alice"), api.user(77, "Owner")
+    settings = make_settings(api, tmp_path / "bot.db")
+    settings = settings.model_copy(
+        update={"telegram": settings.telegram.model_copy(update={"admin_ids": [owner["id"]]})}
+    )
+    async with running_bot(api, settings, ManualClock()):
+        refused = api.push_command(group, alice, "promote", "v2")
+        answer = await api.wait_for("sendMessage", lambda c: c.replies_to(refused))
+        assert answer.params["text"] == MSG_PROMOTE_REFUSED
+        listing = api.push_command(group, owner, "promote")
+        answer = await api.wait_for("sendMessage", lambda c: c.replies_to(listing))
+        assert answer.params["text"].startswith("No challenger is being judged.")
+        unknown = api.push_command(group, owner, "promote", "v9")
+        answer = await api.wait_for("sendMessage", lambda c: c.replies_to(unknown))
+        assert answer.params["text"].startswith("v9 is not being served (served: ")
