@@ -5,6 +5,7 @@ Discord's custom_id). One codec for every button the bot shows.
     encode(VotePayload(3))             -> "1:vote:3"        on a battle ballot
     encode(EnterPayload())             -> "1:enter"         on a battle announcement (Discord)
     encode(ForgetPayload())            -> "1:forget"        confirming /forget (it forgets whoever presses)
+    encode(AgainPayload())             -> "1:again"         🔁 under a punchline: another one
     decode(data)                       -> one of those, or None
 
 The leading number is the format's version, so a format change can tell old buttons from new
@@ -30,6 +31,7 @@ _RATE = re.compile(r"1:rate:(funny|meh|inappropriate)")
 _VOTE = re.compile(r"1:vote:([1-9][0-9]{0,2})")
 _ENTER = re.compile(r"1:enter")
 _FORGET = re.compile(r"1:forget")
+_AGAIN = re.compile(r"1:again")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +54,12 @@ class ForgetPayload:
     """The confirmation under /forget's answer: it erases whoever presses it, nobody else."""
 
 
-Payload = RatePayload | VotePayload | EnterPayload | ForgetPayload
+@dataclass(frozen=True, slots=True)
+class AgainPayload:
+    """🔁 under a punchline: a different punchline to the same setup."""
+
+
+Payload = RatePayload | VotePayload | EnterPayload | ForgetPayload | AgainPayload
 
 
 def encode(payload: Payload) -> str:
@@ -65,6 +72,8 @@ def encode(payload: Payload) -> str:
         return f"{VERSION}:vote:{payload.position}"
     if isinstance(payload, ForgetPayload):
         return f"{VERSION}:forget"
+    if isinstance(payload, AgainPayload):
+        return f"{VERSION}:again"
     return f"{VERSION}:enter"
 
 
@@ -80,4 +89,6 @@ def decode(data: str | bytes | None) -> Payload | None:
         return EnterPayload()
     if _FORGET.fullmatch(data):
         return ForgetPayload()
+    if _AGAIN.fullmatch(data):
+        return AgainPayload()
     return None

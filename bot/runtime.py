@@ -15,7 +15,7 @@ database.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -25,6 +25,7 @@ from bot.clock import Clock, SystemClock
 from bot.core.access import Access
 from bot.core.limits import Limiter, RateLimiter
 from bot.core.service import BotCore
+from bot.core.suggestions import SetupSuggestions
 from bot.storage import Storage
 from config.settings import Settings
 from model.types import Generator
@@ -87,6 +88,14 @@ async def open_limiters(settings: Settings, clock: Clock) -> AsyncIterator[tuple
         await client.aclose()
 
 
+def pool_setups(service: BattleService) -> Callable[[], list[str]] | None:
+    """The battle pool's setups for `/joke` alone, None when no pool is configured."""
+    pool = service.pool
+    if not pool.configured:
+        return None
+    return lambda: [s.setup for s in pool.load()]
+
+
 @asynccontextmanager
 async def open_runtime(
     settings: Settings,
@@ -112,6 +121,7 @@ async def open_runtime(
             if battles:
                 service = BattleService(settings, storage, generator, clock, access)
             sections = [service.stats_text] if service is not None else []
+            suggestions = SetupSuggestions(pool_setups(service) if service is not None else None)
             async with open_limiters(settings, clock) as limiters:
                 core = BotCore(
                     settings,
@@ -121,6 +131,7 @@ async def open_runtime(
                     access=access,
                     limiters=limiters,
                     stats_sections=sections,
+                    suggestions=suggestions,
                 )
                 yield Runtime(settings, clock, storage, generator, core, service)
         finally:

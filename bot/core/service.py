@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from bot.clock import Clock
 from bot.core import ratings, texts
@@ -28,6 +29,7 @@ from bot.core.limits import Limiter, RateLimiter
 from bot.core.privacy import PrivacyDesk
 from bot.core.rating_desk import RatingDesk
 from bot.core.stats import StatsSection, stats_text
+from bot.core.suggestions import SetupSuggestions
 from bot.storage import Storage
 from bot.types import (
     ChatKind,
@@ -54,6 +56,23 @@ from model.types import (
 log = logging.getLogger(__name__)
 
 STATS_CACHE_S = 10.0  # /stats of one chat is counted at most this often
+# Candidates "another one" asks for: enough that one is new after a few presses, few enough to
+# cost about one batch.
+ANOTHER_CANDIDATES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """How to answer one setup: punchlines not to give (their `same_punchline` keys), and
+    whether the reply shows the setup (the bot picked it)."""
+
+    exclude: frozenset[str] = frozenset()
+    show_setup: bool = False
+
+
+def same_punchline(text: str) -> str:
+    """The key under which two punchlines are the same line (case and spacing ignored)."""
+    return " ".join(clean_text(text).casefold().split())
 
 
 def has_words(text: str) -> bool:
@@ -74,11 +93,13 @@ class BotCore:
         access: Access | None = None,
         limiters: tuple[Limiter, Limiter] | None = None,
         stats_sections: Sequence[StatsSection] = (),
+        suggestions: SetupSuggestions | None = None,
     ):
         """`stats_sections` add lines to /stats (battles add theirs), so the core needs to know
         nothing of them; `access` is shared with the battles (built from settings if omitted);
         `limiters` (per person, per chat) are this process's unless several processes share
-        them (the broker's)."""
+        them (the broker's); `suggestions` are the setups `/joke` alone picks from (the
+        built-in list if omitted)."""
         self.settings = settings
         self.storage = storage
         self.generator = generator
@@ -95,6 +116,7 @@ class BotCore:
         )
         self.flood = FloodGuard(person, chat, clock)
         self.stats_sections = list(stats_sections)
+        self.suggestions = suggestions or SetupSuggestions()
         self._stats_cache: dict[str, tuple[float, str]] = {}  # "platform:chat" -> (until, text)
         # The stricter of the two limits: the worker would refuse longer setups anyway.
         self.max_setup_chars = min(settings.limits.max_message_chars, settings.model.max_setup_chars)
@@ -110,16 +132,51 @@ class BotCore:
             # Group manners (docs/DESIGN.md, decision 5): never unaddressed chatter. Channels
             # behave like groups: an admin's `/joke` post is answered, its reactions are counts.
             return None
+        return await self._ask(msg, Ask())
+
+    async def joke_on_request(
+        self, chat: ChatRef, user: UserRef, message_id: str | None = None
+    ) -> OutgoingReply | None:
+        """`/joke` without a setup ("tell me a joke"): a setup from the pool, answered; the
+        reply shows the setup too. Same limits as any setup. Never raises."""
+        if user.is_bot:
+            return None
+        try:
+            setup = await self.suggestions.pick(f"{chat.platform}:{chat.chat_id}")
+        except Exception:
+            log.exception("could not pick a setup")
+            return OutgoingReply(ReplyKind.ERROR, texts.MSG_ERROR)
+        return await self._ask(IncomingSetup(chat, user, setup, True, message_id), Ask(show_setup=True))
+
+    async def another(self, ref: MessageRef, user: UserRef) -> OutgoingReply | None:
+        """🔁 under a punchline: a different punchline to the same setup, none the bot already
+        gave to it in this chat; the earlier reply keeps its ratings. Same limits as any setup.
+        Never raises."""
+        if user.is_bot:
+            return None
+        try:
+            reply = await self.storage.requests.find_reply(ref)
+            setup = await self.storage.requests.setup_of(reply.id) if reply else None
+            if reply is None or setup is None:
+                return OutgoingReply(ReplyKind.REFUSAL, texts.MSG_SETUP_GONE)
+            given = await self.storage.requests.given_for(ref.chat, setup)
+        except Exception:
+            log.exception("could not read the reply under an 'another one' press")
+            return OutgoingReply(ReplyKind.ERROR, texts.MSG_ERROR)
+        msg = IncomingSetup(ref.chat, user, setup, True)
+        return await self._ask(msg, Ask(exclude=frozenset(same_punchline(t) for t in given)))
+
+    async def _ask(self, msg: IncomingSetup, ask: Ask) -> OutgoingReply | None:
         if not self.access.is_allowed(msg.chat, msg.user):
             log.info("ignored a setup from %s in %s (not allowed)", msg.user.user_id, msg.chat.chat_id)
             return None
         try:
-            return await self._answer(msg)
+            return await self._answer(msg, ask)
         except Exception:
             log.exception("failed to answer a setup in %s/%s", msg.chat.platform, msg.chat.chat_id)
             return OutgoingReply(ReplyKind.ERROR, texts.MSG_ERROR)
 
-    async def _answer(self, msg: IncomingSetup) -> OutgoingReply | None:
+    async def _answer(self, msg: IncomingSetup, ask: Ask) -> OutgoingReply | None:
         text = clean_text(msg.text)
         requests = self.storage.requests
         refusal = self._refusal(text)
@@ -137,7 +194,7 @@ class BotCore:
         try:
             request_id = await requests.add(msg.chat, msg.user, text, msg.message_id, self.clock.now())
             try:
-                return await self._generate(msg, text, request_id)
+                return await self._generate(msg, text, request_id, ask)
             except BaseException as exc:
                 # No request stays "received": whatever happened, it ends with a status.
                 await requests.finish(request_id, "error", self.clock.now(), type(exc).__name__)
@@ -154,11 +211,13 @@ class BotCore:
             return texts.MSG_NO_WORDS.format(example=texts.EXAMPLE_SETUP)
         return None
 
-    async def _generate(self, msg: IncomingSetup, text: str, request_id: int) -> OutgoingReply:
+    async def _generate(self, msg: IncomingSetup, text: str, request_id: int, ask: Ask) -> OutgoingReply:
         requests = self.storage.requests
         deadline = self.clock.monotonic() + self.settings.worker.timeout_s
+        # "Another one" asks for several and takes the best one not given yet.
+        n = ANOTHER_CANDIDATES if ask.exclude else 1
         try:
-            found = await self.generator.punchlines(text, n=1, deadline=deadline)
+            found = await self.generator.punchlines(text, n=n, deadline=deadline)
         except (WorkerBusy, WorkerUnavailable, DeadlineExceeded, WorkerClosed) as exc:
             await requests.finish(request_id, "busy", self.clock.now(), type(exc).__name__)
             return OutgoingReply(ReplyKind.BUSY, texts.MSG_BUSY)
@@ -173,16 +232,24 @@ class BotCore:
             log.exception("the generator raised for request %d", request_id)
             await requests.finish(request_id, "error", self.clock.now(), f"{type(exc).__name__}: {exc}")
             return OutgoingReply(ReplyKind.ERROR, texts.MSG_ERROR)
-        best = next((p for p in found if p.text.strip()), None)
+        usable = [p for p in found if p.text.strip()]
+        best = next((p for p in usable if same_punchline(p.text) not in ask.exclude), None)
         if best is None:
+            if usable:  # only repeats: say so rather than give the same line twice
+                await requests.finish(request_id, "refused", self.clock.now(), "no new punchline")
+                return OutgoingReply(ReplyKind.REFUSAL, texts.MSG_NO_MORE)
             await requests.finish(request_id, "error", self.clock.now(), "no punchline")
             return OutgoingReply(ReplyKind.ERROR, texts.MSG_NOTHING)
+        punchline = best.text.strip()
         reply_id = await requests.add_reply(
-            request_id, msg.chat, best.text.strip(), best.version, best.score, self.clock.now()
+            request_id, msg.chat, punchline, best.version, best.score, self.clock.now()
         )
         self._stats_changed(msg.chat.platform, msg.chat.chat_id)
         self.ratings.expect(str(msg.chat.platform), msg.chat.chat_id)
-        return OutgoingReply(ReplyKind.PUNCHLINE, best.text.strip(), reply_id=reply_id, version=best.version)
+        shown = (
+            texts.SETUP_AND_PUNCHLINE.format(setup=text, punchline=punchline) if ask.show_setup else punchline
+        )
+        return OutgoingReply(ReplyKind.PUNCHLINE, shown, reply_id=reply_id, version=best.version)
 
     async def reply_sent(self, reply_id: int, ref: MessageRef) -> None:
         """Link a punchline to the platform message that carries it. Never raises."""

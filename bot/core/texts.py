@@ -20,6 +20,9 @@ MSG_CHAT_SLOW_DOWN = "This chat is asking faster than I can answer — give me {
 MSG_BUSY = "I'm a bit busy right now — try again in a moment."
 MSG_ERROR = "Something went wrong on my side — please try again later."
 MSG_NOTHING = "I couldn't come up with anything funny for that one — try another setup?"
+MSG_NO_MORE = "I'm out of new punchlines for that one — try another setup?"
+MSG_SETUP_GONE = "I no longer have that setup (it was erased) — send it to me again?"
+SETUP_AND_PUNCHLINE = "{setup}\n\n{punchline}"  # a setup the bot picked itself, then its answer
 MSG_STATS_UNAVAILABLE = "Stats are unavailable right now — please try again later."
 
 # Answers to a rating.

@@ -98,6 +98,25 @@ class RequestQueries(Queries):
             row = await cur.fetchone()
         return ReplyRecord.from_row(row) if row else None
 
+    async def setup_of(self, reply_id: int) -> str | None:
+        """The setup a reply answered; None when unknown or no longer kept (purged, forgotten)."""
+        async with self.db.execute(
+            "SELECT q.text FROM replies r JOIN requests q ON q.id = r.request_id WHERE r.id = ?", (reply_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return str(row["text"]) if row and row["text"] else None
+
+    async def given_for(self, chat: ChatRef, setup: str) -> list[str]:
+        """Every punchline the bot gave in `chat` to `setup` (its case ignored), oldest first:
+        what "another one" must not repeat."""
+        async with self.db.execute(
+            "SELECT r.text FROM replies r JOIN requests q ON q.id = r.request_id "
+            "JOIN chats c ON c.id = r.chat_pk "
+            "WHERE c.platform = ? AND c.chat_id = ? AND lower(q.text) = lower(?) ORDER BY r.id",
+            (str(chat.platform), chat.chat_id, setup),
+        ) as cur:
+            return [str(r["text"]) for r in await cur.fetchall()]
+
     async def counts(self, chat: ChatRef | None = None) -> dict[str, int]:
         """How many requests ended in each status (all statuses present, zeros included)."""
         sql = "SELECT q.status, COUNT(*) AS n FROM requests q JOIN chats c ON c.id = q.chat_pk"

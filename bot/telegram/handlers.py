@@ -14,13 +14,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from telegram import Chat, ChatMember, InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, Chat, ChatMember, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.core.service import BotCore
 from bot.core.texts import MSG_ERROR
-from bot.payloads import EnterPayload, ForgetPayload, RatePayload, VotePayload, decode
+from bot.payloads import AgainPayload, EnterPayload, ForgetPayload, RatePayload, VotePayload, decode
 from bot.telegram.convert import (
     actor_chat_ref,
     addressed_text,
@@ -37,7 +37,7 @@ from bot.telegram.convert import (
 from bot.telegram.keyboards import rating_keyboard
 from bot.telegram.sender import TelegramSender
 from bot.telegram.typing import TypingIndicator
-from bot.types import ChatKind, IncomingSetup
+from bot.types import ChatKind, IncomingSetup, OutgoingReply
 from config.settings import TelegramSettings
 
 if TYPE_CHECKING:
@@ -45,7 +45,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MSG_JOKE_USAGE = "Usage: /joke <setup> — for example: /joke Why do Yoda's jokes always suck?"
+MSG_ANOTHER_COMING = "🔁 Another one, coming up."
+MSG_ANOTHER_LATER = "Not so fast — try again in a moment."
 MSG_UNKNOWN_COMMAND = "I don't know that command. Send me a joke setup, or see /help."
 MSG_STALE_BUTTON = "Sorry, that button doesn't work any more."
 MSG_REACTION_HINT = (
@@ -99,31 +100,47 @@ class TelegramHandlers:
         await self._answer_setup(message, context, text)
 
     async def on_joke(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """`/joke <setup>`; `/joke` alone answers a setup the bot picks (shown with it)."""
         message = update.effective_message
         assert message is not None
         text = command_argument(message, context.bot.id, context.bot.username)
-        if not text:
-            if self._allowed_sender(message):
-                self._reply(message, MSG_JOKE_USAGE)
+        if text:
+            await self._answer_setup(message, context, text)
             return
-        await self._answer_setup(message, context, text)
+        user, chat = sender(message), chat_ref(message.chat)
+        if user is None or chat.kind is ChatKind.CHANNEL or not self.core.access.is_allowed(chat, user):
+            return
+        await self._answer(message, context, self.core.joke_on_request(chat, user, str(message.message_id)))
 
     async def _answer_setup(self, message: Message, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
         user = sender(message)
         chat = chat_ref(message.chat)
         if user is None or chat.kind is ChatKind.CHANNEL or not self.core.access.is_allowed(chat, user):
             return
+        setup = IncomingSetup(chat, user, text, addressed=True, message_id=str(message.message_id))
+        await self._answer(message, context, self.core.handle_setup(setup))
+
+    async def _answer(
+        self,
+        message: Message,
+        context: ContextTypes.DEFAULT_TYPE,
+        answering: Awaitable[OutgoingReply | None],
+    ) -> None:
+        """Show "typing…" while the core answers, then reply to `message` with the rating
+        buttons under a punchline, linked to the reply once sent."""
         try:
-            setup = IncomingSetup(chat, user, text, addressed=True, message_id=str(message.message_id))
             async with self._typing(message):
-                reply = await self.core.handle_setup(setup)
+                reply = await answering
         except Exception:
             # The core never raises; this is the front-end failing. Say so kindly, log the rest.
             log.exception("answering a setup in chat %s failed", message.chat_id)
             self._reply(message, MSG_ERROR)
             return
-        if reply is None:
-            return
+        if reply is not None:
+            self._send_reply(message, context, reply)
+
+    def _send_reply(self, message: Message, context: ContextTypes.DEFAULT_TYPE, reply: OutgoingReply) -> None:
+        chat = chat_ref(message.chat)
         reply_id = reply.reply_id if reply.rateable else None
 
         async def link(sent: Message) -> None:
@@ -133,6 +150,23 @@ class TelegramHandlers:
                 await self._reaction_hint_if_needed(context, message.chat)
 
         self._reply(message, reply.text, rating_keyboard() if reply.rateable else None, then=link)
+
+    async def _another(
+        self, query: CallbackQuery, message: Message, context: ContextTypes.DEFAULT_TYPE
+    ) -> str:
+        """🔁: a new punchline to the same setup, as a reply to the punchline pressed; the
+        toast says what happened."""
+        if not self.core.access.is_allowed(chat_ref(message.chat), user_ref(query.from_user)):
+            return MSG_STALE_BUTTON
+        reply = await self.core.another(
+            message_ref(message.chat, message.message_id), user_ref(query.from_user)
+        )
+        if reply is None:
+            return MSG_ANOTHER_LATER
+        if not reply.rateable:
+            return reply.text  # out of new ones, busy, slow down: said in the toast only
+        self._send_reply(message, context, reply)
+        return MSG_ANOTHER_COMING
 
     # ---------------------------------------------------------------------------- commands
     async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -193,6 +227,8 @@ class TelegramHandlers:
         if isinstance(payload, RatePayload) and message is not None:
             ref = message_ref(message.chat, message.message_id)
             text = await self.core.ratings.rate(ref, user_ref(query.from_user), payload.rating)
+        elif isinstance(payload, AgainPayload) and isinstance(message, Message):
+            text = await self._another(query, message, context)
         elif isinstance(payload, ForgetPayload):
             # Erases whoever pressed it; the alert is seen by that person only.
             text, alert = await self.core.privacy.forget(user_ref(query.from_user)), True

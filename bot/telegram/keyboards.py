@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.battles.models import ButtonKind, View, deep_link_argument
-from bot.payloads import RatePayload, encode
+from bot.payloads import AgainPayload, RatePayload, encode
 from bot.types import Rating
 
 # The inline rating buttons under every punchline (docs/DESIGN.md, decision 3), in order.
@@ -14,19 +14,23 @@ RATING_BUTTONS: tuple[tuple[Rating, str], ...] = (
     (Rating.MEH, "😐 meh"),
     (Rating.INAPPROPRIATE, "🤮 inappropriate"),
 )
+AGAIN_BUTTON = "🔁 another one"
 VOTES_PER_ROW = 4
 
 
-def rating_keyboard() -> InlineKeyboardMarkup:
-    """The three rating buttons; the message they sit on names the punchline they rate."""
-    return InlineKeyboardMarkup(
+def rating_keyboard(*, again: bool = True) -> InlineKeyboardMarkup:
+    """The three rating buttons and, below them, 🔁 for another punchline to the same setup
+    (`again=False`: where a new message cannot follow, e.g. under an inline result); the
+    message they sit on names the punchline they belong to."""
+    rows = [
         [
-            [
-                InlineKeyboardButton(label, callback_data=encode(RatePayload(rating)))
-                for rating, label in RATING_BUTTONS
-            ]
+            InlineKeyboardButton(label, callback_data=encode(RatePayload(rating)))
+            for rating, label in RATING_BUTTONS
         ]
-    )
+    ]
+    if again:
+        rows.append([InlineKeyboardButton(AGAIN_BUTTON, callback_data=encode(AgainPayload()))])
+    return InlineKeyboardMarkup(rows)
 
 
 def battle_keyboard(view: View, bot_username: str) -> InlineKeyboardMarkup | None:

@@ -6,7 +6,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.battles.models import deep_link_argument, parse_deep_link
-from bot.payloads import MAX_BYTES, EnterPayload, ForgetPayload, RatePayload, VotePayload, decode, encode
+from bot.payloads import (
+    MAX_BYTES,
+    AgainPayload,
+    EnterPayload,
+    ForgetPayload,
+    RatePayload,
+    VotePayload,
+    decode,
+    encode,
+)
 from bot.types import Rating
 
 ALL_PAYLOADS = [RatePayload(r) for r in Rating] + [
@@ -14,6 +23,7 @@ ALL_PAYLOADS = [RatePayload(r) for r in Rating] + [
     VotePayload(999),
     EnterPayload(),
     ForgetPayload(),
+    AgainPayload(),
 ]
 
 

@@ -14,24 +14,27 @@ import pytest
 
 from bot.clock import SystemClock
 from bot.core.service import BotCore
+from bot.core.suggestions import BUILT_IN
 from bot.core.texts import (
     HELP_ADMIN,
     MSG_EMPTY,
     MSG_ERROR,
     MSG_IN_FLIGHT,
+    MSG_NO_MORE,
     MSG_NO_WORDS,
     MSG_RELOAD_REFUSED,
+    MSG_SETUP_GONE,
 )
 from bot.storage import Storage
 from bot.telegram.app import ALLOWED_UPDATES, TelegramStartError, build_application, run_telegram
 from bot.telegram.handlers import (
+    MSG_ANOTHER_COMING,
     MSG_HELLO,
-    MSG_JOKE_USAGE,
     MSG_REACTION_HINT,
     MSG_STALE_BUTTON,
     MSG_UNKNOWN_COMMAND,
 )
-from bot.types import MessageRef
+from bot.types import MessageRef, Rating
 from model.types import AdapterError
 from tests.fakes.broken_core import BrokenCore
 from tests.fakes.generator import FakeGenerator
@@ -106,7 +109,7 @@ async def test_private_setup_gets_a_punchline_with_rating_buttons(bot: Bot, alic
     call = await bot.reply_to(asked)
     assert call.params["text"] == PUNCHLINE
     assert bot.generator.calls[0].setup == SETUP
-    assert call.callback_data == ["1:rate:funny", "1:rate:meh", "1:rate:inappropriate"]
+    assert call.callback_data == ["1:rate:funny", "1:rate:meh", "1:rate:inappropriate", "1:again"]
     # The sent message id is linked to the stored reply, so reactions on it can be found.
     reply_id = await bot.linked(call)
     stored = await bot.storage.requests.find_reply(MessageRef(tg_chat(chat), str(call.result["message_id"])))
@@ -260,13 +263,19 @@ async def test_group_answers_only_when_addressed(bot: Bot, alice: dict, bob: dic
     assert sum(counts.values()) == 4
 
 
-async def test_group_joke_without_setup_and_addressed_unknown_command(bot: Bot, alice: dict) -> None:
+async def test_group_joke_without_setup_answers_one_it_picks_and_unknown_commands(
+    bot: Bot, alice: dict
+) -> None:
     group = bot.api.group_chat()
     empty = bot.api.push_command(group, alice, "joke")
-    assert (await bot.reply_to(empty)).params["text"] == MSG_JOKE_USAGE
+    answer = await bot.reply_to(empty)
+    [asked] = bot.generator.calls
+    assert asked.setup in BUILT_IN  # no pool configured: the built-in setups
+    assert answer.params["text"] == f"{asked.setup}\n\n{PUNCHLINE}"  # the setup is shown
+    assert "1:rate:funny" in answer.callback_data
     unknown = bot.api.push_command(group, alice, "frobnicate", addressed=True)
     assert (await bot.reply_to(unknown)).params["text"] == MSG_UNKNOWN_COMMAND
-    assert not bot.generator.calls
+    assert len(bot.generator.calls) == 1
 
 
 async def test_reaction_hint_is_said_once_per_group_when_not_admin(bot: Bot, alice: dict) -> None:
@@ -515,3 +524,48 @@ async def test_battles_plug_in_ahead_of_the_core(api: FakeBotAPI, tmp_path: Path
         # Private text with no battle entry pending still reaches the core as a setup.
         asked = api.push_message(chat, alice, SETUP)
         assert (await bot.reply_to(asked)).params["text"] == PUNCHLINE
+
+
+async def test_another_one_gives_a_new_punchline_never_one_given_before_in_that_chat(
+    bot: Bot, alice: dict
+) -> None:
+    chat = bot.api.private_chat(alice)
+    bot.generator.answer_with("First.", "First.", "Second.", "Third.")
+    first, first_id = await bot.punchline_for(chat, alice)
+    await bot.core.ratings.rate(
+        MessageRef(tg_chat(chat), str(first["message_id"])), tg_user(alice), Rating.FUNNY
+    )
+
+    async def press(message: dict[str, Any]) -> str:
+        query_id = bot.api.push_callback(message, alice, "1:again")
+        call = await bot.api.wait_for(
+            "answerCallbackQuery", lambda c: c.params["callback_query_id"] == query_id
+        )
+        return call.params.get("text", "")
+
+    assert await press(first) == MSG_ANOTHER_COMING
+    second = await bot.reply_to(first)  # answers the punchline it was asked under
+    assert second.params["text"] == "Second." and "1:again" in second.callback_data
+    assert bot.generator.calls[-1].setup == SETUP and bot.generator.calls[-1].n > 1
+    second_id = await bot.linked(second)
+    assert await press(second.result) == MSG_ANOTHER_COMING
+    third = await bot.reply_to(second.result)
+    assert third.params["text"] == "Third."
+    # Every candidate now repeats a line given here: said in the toast, no message.
+    assert await press(third.result) == MSG_NO_MORE
+    assert len(bot.api.calls_of("sendMessage", lambda c: c.params["text"] == "Third.")) == 1
+    # Each reply keeps its own ratings; all three answer the same stored setup.
+    (t,) = await bot.storage.ratings.tallies(reply_id=first_id)
+    assert t.funny == 1
+    assert all(t.funny == 0 for t in await bot.storage.ratings.tallies(reply_id=second_id))
+    assert await bot.storage.requests.given_for(tg_chat(chat), SETUP) == ["First.", "Second.", "Third."]
+
+
+async def test_another_one_on_a_message_that_is_no_punchline_says_so(bot: Bot, alice: dict) -> None:
+    chat = bot.api.private_chat(alice)
+    sent, _ = await bot.punchline_for(chat, alice)
+    stranger = {**sent, "message_id": sent["message_id"] + 1000}  # a message the bot never linked
+    query_id = bot.api.push_callback(stranger, alice, "1:again")
+    call = await bot.api.wait_for("answerCallbackQuery", lambda c: c.params["callback_query_id"] == query_id)
+    assert call.params["text"] == MSG_SETUP_GONE
+    assert len(bot.generator.calls) == 1
