@@ -212,6 +212,21 @@ class LimitSettings(_Section):
     max_message_chars: int = Field(default=300, ge=10)
 
 
+class InlineSettings(_Section):
+    """Telegram inline mode (`@bot <setup>` in any chat): its own limits and share of the
+    worker, so typing inline never starves the chats' replies."""
+
+    # Telegram sends a query on nearly every keystroke: answer once the person paused this long.
+    debounce_s: float = Field(default=0.6, ge=0)
+    results: int = Field(default=3, ge=1, le=10)  # punchlines offered to pick from
+    burst: int = Field(default=5, ge=1)  # inline answers a person gets at once ...
+    per_minute: float = Field(default=20.0, gt=0)  # ... and per minute after that
+    concurrency: int = Field(default=2, ge=1)  # inline requests the worker serves at once, at most
+    # Past this Telegram no longer shows the answer: it lapses quietly.
+    timeout_s: float = Field(default=8.0, gt=0)
+    cache_time_s: int = Field(default=10, ge=0)  # how long Telegram may reuse an answer (per person)
+
+
 class BattleSettings(_Section):
     """Joke battles in group chats."""
 
@@ -305,6 +320,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
     learning: LearningSettings = Field(default_factory=LearningSettings)
+    inline: InlineSettings = Field(default_factory=InlineSettings)
 
 
 class SettingsError(PunchlineError):

@@ -5,6 +5,7 @@
     await core.reply_sent(reply.reply_id, MessageRef(chat, platform_message_id))
     await core.ratings.set_reactions(ref, user, ["🤣"])      # bot.core.rating_desk
     await core.admin.reload_adapter(user, "adapters/v2")     # bot.core.admin
+    answer = await core.inline.answer(user, "Why …?")        # bot.core.inline
     core.access.is_allowed(chat, user)                       # bot.core.access
 
 Front-ends turn platform events into `bot.types` events and call the core; the core validates,
@@ -25,6 +26,7 @@ from bot.core.access import Access
 from bot.core.admin import AdminCommands
 from bot.core.family import FamilyDesk
 from bot.core.flood import FloodGuard
+from bot.core.inline import InlineDesk
 from bot.core.limits import Limiter, RateLimiter
 from bot.core.privacy import PrivacyDesk
 from bot.core.rating_desk import RatingDesk
@@ -117,6 +119,9 @@ class BotCore:
         self.flood = FloodGuard(person, chat, clock)
         self.stats_sections = list(stats_sections)
         self.suggestions = suggestions or SetupSuggestions()
+        self.inline = InlineDesk(
+            settings.inline, storage, generator, clock, self.suggestions, self.refusal, self._inline_reply
+        )
         self._stats_cache: dict[str, tuple[float, str]] = {}  # "platform:chat" -> (until, text)
         # The stricter of the two limits: the worker would refuse longer setups anyway.
         self.max_setup_chars = min(settings.limits.max_message_chars, settings.model.max_setup_chars)
@@ -179,7 +184,7 @@ class BotCore:
     async def _answer(self, msg: IncomingSetup, ask: Ask) -> OutgoingReply | None:
         text = clean_text(msg.text)
         requests = self.storage.requests
-        refusal = self._refusal(text)
+        refusal = self.refusal(text)
         if refusal is not None:
             request_id = await requests.add(msg.chat, msg.user, text, msg.message_id, self.clock.now())
             await requests.finish(request_id, "refused", self.clock.now(), refusal)
@@ -202,7 +207,8 @@ class BotCore:
         finally:
             await self.flood.release(person)
 
-    def _refusal(self, text: str) -> str | None:
+    def refusal(self, text: str) -> str | None:
+        """Why a (cleaned) setup cannot be answered, or None: the one rule, inline too."""
         if not text:
             return texts.MSG_EMPTY
         if len(text) > self.max_setup_chars:
@@ -293,6 +299,10 @@ class BotCore:
             return text
         on = await self.family.is_family(chat)
         return f"{text}\n{texts.MSG_FAMILY_ON if on else texts.MSG_FAMILY_OFF}"
+
+    def _inline_reply(self, chat: ChatRef) -> None:
+        # Linked at once (Telegram names the inline message when it is chosen): nothing to expect.
+        self._stats_changed(chat.platform, chat.chat_id)
 
     def _stats_changed(self, platform: str, chat_id: str) -> None:
         """A new punchline or rating in a chat: its next /stats counts afresh."""

@@ -120,6 +120,12 @@ def rated_text(rating: Rating | None) -> str:
     return MSG_CLEARED if rating is None else f"Noted: {RATING_LABELS[rating]}"
 
 
+HELP_INLINE = (
+    "In any chat: type @<my username> and a setup, then pick a punchline. (Bot owners: turn on "
+    "inline mode with BotFather's /setinline, and /setinlinefeedback so picked punchlines can be rated.)"
+)
+
+
 def help_text(
     emoji_map: EmojiMap,
     platform: Platform,
@@ -151,9 +157,12 @@ def help_text(
         ask,
         f"For example: {EXAMPLE_SETUP}",
         rate,
+        "/joke alone: I pick a setup and answer it. 🔁 under a punchline: another one.",
         "/stats shows how my jokes are doing.",
         "/privacy says what I keep about you; /forget erases it.",
     ]
+    if platform is Platform.TELEGRAM:
+        lines.append(HELP_INLINE)
     if platform is Platform.TELEGRAM and kind is ChatKind.GROUP:
         lines.append("To let me see reactions in a group, make me an admin (no rights needed).")
     if family is not None and platform is not Platform.CONSOLE:

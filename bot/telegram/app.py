@@ -24,7 +24,9 @@ from telegram.ext import (
     ApplicationBuilder,
     CallbackQueryHandler,
     ChatMemberHandler,
+    ChosenInlineResultHandler,
     CommandHandler,
+    InlineQueryHandler,
     MessageHandler,
     MessageReactionHandler,
     filters,
@@ -35,6 +37,7 @@ from bot.coordination.lease import Lease
 from bot.core.service import BotCore
 from bot.telegram.battles import TelegramAnnouncer, TelegramBattleUI
 from bot.telegram.handlers import TelegramHandlers
+from bot.telegram.inline import TelegramInline
 from bot.telegram.outbox import ChatOutbox
 from bot.telegram.privacy import TelegramPrivacyUI
 from bot.telegram.sender import TelegramSender
@@ -52,6 +55,8 @@ ALLOWED_UPDATES: list[str] = [
     Update.MESSAGE_REACTION,
     Update.MESSAGE_REACTION_COUNT,
     Update.MY_CHAT_MEMBER,
+    Update.INLINE_QUERY,
+    Update.CHOSEN_INLINE_RESULT,  # sent only with BotFather's /setinlinefeedback
 ]
 
 BOT_COMMANDS: tuple[BotCommand, ...] = (
@@ -127,7 +132,11 @@ def build_application(settings: Settings, core: BotCore, battles: BattleService 
         battles.attach(Platform.TELEGRAM, TelegramAnnouncer(sender))
         battle_ui = TelegramBattleUI(battles, sender)
     register_handlers(
-        application, TelegramHandlers(core, tg, sender, battle_ui), TelegramPrivacyUI(core, sender), battle_ui
+        application,
+        TelegramHandlers(core, tg, sender, battle_ui),
+        TelegramPrivacyUI(core, sender),
+        battle_ui,
+        TelegramInline(core, settings.inline),
     )
     return application
 
@@ -137,6 +146,7 @@ def register_handlers(
     bot: TelegramHandlers,
     privacy: TelegramPrivacyUI,
     battles: TelegramBattleUI | None,
+    inline: TelegramInline,
 ) -> None:
     """Every update the Telegram bot answers, in one list.
 
@@ -181,6 +191,8 @@ def register_handlers(
     add(MessageReactionHandler(bot.on_reaction, message_reaction_types=updated), CORE_GROUP)
     add(MessageReactionHandler(bot.on_reaction_count, message_reaction_types=counted), CORE_GROUP)
     add(ChatMemberHandler(bot.on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER), CORE_GROUP)
+    add(InlineQueryHandler(inline.on_inline_query), CORE_GROUP)  # `@bot <setup>` in any chat
+    add(ChosenInlineResultHandler(inline.on_chosen), CORE_GROUP)
     application.add_error_handler(bot.on_error)
 
 

@@ -34,6 +34,7 @@ from bot.telegram.convert import (
     sender,
     user_ref,
 )
+from bot.telegram.inline import inline_ref
 from bot.telegram.keyboards import rating_keyboard
 from bot.telegram.sender import TelegramSender
 from bot.telegram.typing import TypingIndicator
@@ -224,8 +225,13 @@ class TelegramHandlers:
         payload = decode(query.data)
         message = query.message
         alert = False
-        if isinstance(payload, RatePayload) and message is not None:
-            ref = message_ref(message.chat, message.message_id)
+        if isinstance(payload, RatePayload) and (message is not None or query.inline_message_id):
+            # A chosen inline result has no chat message: Telegram names the inline message.
+            ref = (
+                message_ref(message.chat, message.message_id)
+                if message
+                else inline_ref(query.inline_message_id or "")
+            )
             text = await self.core.ratings.rate(ref, user_ref(query.from_user), payload.rating)
         elif isinstance(payload, AgainPayload) and isinstance(message, Message):
             text = await self._another(query, message, context)

@@ -29,9 +29,14 @@ LOOSE_LIMITS = {"burst": 100, "per_minute": 6000, "chat_burst": 100, "chat_per_m
 
 
 def make_settings(
-    api: FakeBotAPI, db: Path, limits: dict[str, Any] | None = None, **telegram: Any
+    api: FakeBotAPI,
+    db: Path,
+    limits: dict[str, Any] | None = None,
+    inline: dict[str, Any] | None = None,
+    **telegram: Any,
 ) -> Settings:
     return load_settings(
+        inline=inline or {},
         telegram={
             "token": api.token,
             "base_url": api.base_url,
@@ -110,13 +115,14 @@ async def running_bot(
     *,
     with_battles: bool = False,
     limits: dict[str, Any] | None = None,
+    inline: dict[str, Any] | None = None,
     **telegram: Any,
 ) -> AsyncIterator[Bot]:
     """The Telegram front-end polling `api`, over a real core and SQLite file, until exit.
 
     `telegram` overrides Telegram settings (e.g. ``admin_ids=[...]``), `limits` the loose
-    `LOOSE_LIMITS`."""
-    settings = make_settings(api, db, limits, **telegram)
+    `LOOSE_LIMITS`, `inline` the inline settings."""
+    settings = make_settings(api, db, limits, inline, **telegram)
     storage = await Storage.open(settings.storage.path)
     generator = FakeGenerator([PUNCHLINE])
     clock = SystemClock()

@@ -181,6 +181,18 @@ class BotApiMethods:
         required(params, "callback_query_id")
         return True
 
+    async def _api_answerinlinequery(self, params: JSON) -> bool:
+        required(params, "inline_query_id")
+        results = required(params, "results")
+        if not isinstance(results, list) or len(results) > 50:
+            raise BadRequest("RESULTS_TOO_MUCH")
+        for result in results:
+            if not 1 <= len(str(result.get("id", "")).encode()) <= 64:
+                raise BadRequest("RESULT_ID_INVALID")
+            if result.get("reply_markup") is not None:
+                inline_markup({"reply_markup": result["reply_markup"]})
+        return True
+
     async def _api_setmycommands(self, params: JSON) -> bool:
         self.commands = list(required(params, "commands"))
         return True

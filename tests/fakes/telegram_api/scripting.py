@@ -185,6 +185,36 @@ class Scripting:
         )
         return query_id
 
+    def push_inline_query(self, user: Mapping[str, Any], query: str) -> str:
+        """`@bot <query>` typed by `user` (one keystroke's worth); returns the query id."""
+        query_id = f"iq{next(self._callback_ids)}"
+        self.push_update(inline_query={"id": query_id, "from": dict(user), "query": query, "offset": ""})
+        return query_id
+
+    def push_chosen_inline_result(
+        self, user: Mapping[str, Any], result_id: str, query: str, inline_message_id: str | None
+    ) -> None:
+        """`user` sent result `result_id` (Telegram reports it with inline feedback on; the
+        message's id only when the result had buttons)."""
+        chosen: JSON = {"result_id": result_id, "from": dict(user), "query": query}
+        if inline_message_id is not None:
+            chosen["inline_message_id"] = inline_message_id
+        self.push_update(chosen_inline_result=chosen)
+
+    def push_inline_callback(self, inline_message_id: str, user: Mapping[str, Any], data: str) -> str:
+        """A button press on an inline message (it has no chat message); returns the query id."""
+        query_id = f"cq{next(self._callback_ids)}"
+        self.push_update(
+            callback_query={
+                "id": query_id,
+                "from": dict(user),
+                "inline_message_id": inline_message_id,
+                "chat_instance": "ci-inline",
+                "data": data,
+            }
+        )
+        return query_id
+
     def push_my_chat_member(
         self, chat: Mapping[str, Any], by: Mapping[str, Any], *, old: str = "left", new: str = "member"
     ) -> int:
