@@ -7,11 +7,15 @@
     son of a bitch         # a phrase: these words in a row
     [offensive]            # flagged in family chats
     shit
+    [allowed]              # clean phrases that hold a listed word: not flagged inside them
+    moby dick
 
 A term is one or more words of letters (a-z after folding accents and case, so "ṡhit" is
 "shit"; hyphens separate words like spaces), each with an optional `*` at either end. A term
 matches whole words of the normalised text (`model.safety.normalise`), never the inside of
-one: `ass` does not match "assassin", `ass*` would. Every line belongs to the section above it.
+one: `ass` does not match "assassin", `ass*` would. An `[allowed]` phrase clears the terms
+that lie wholly inside it ("moby dick" leaves "Moby Dick's" clean, not "dick" elsewhere in the
+text); it is never blocked at decoding either way. Every line belongs to the section above it.
 The project's own list is `model/safety/blocklist.txt`; `PUNCHLINE_SAFETY__WORDLIST` names a
 file in this format that replaces it.
 """
@@ -44,6 +48,7 @@ class BlocklistError(FilterError):
 class Tier(StrEnum):
     SEVERE = "severe"  # also blocked at decoding in family chats
     OFFENSIVE = "offensive"
+    ALLOWED = "allowed"  # clears the terms inside it; flags nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +107,12 @@ class Term:
 
 @dataclass(frozen=True, slots=True)
 class Blocklist:
-    """A parsed word list; `origin` says where it came from, for messages."""
+    """A parsed word list: `terms` flag (severe and offensive), `allowed` phrases clear the
+    terms inside them; `origin` says where it came from, for messages."""
 
     terms: tuple[Term, ...]
     origin: str
+    allowed: tuple[Term, ...] = ()
 
     def decode_phrases(self) -> tuple[str, ...]:
         """The severe tier as concrete lower-case phrases, for blocking at decoding."""
@@ -135,6 +142,7 @@ def load_blocklist(path: Path | None = None) -> Blocklist:
 def parse_blocklist(text: str, origin: str) -> Blocklist:
     """The terms of a word list in the format above; `BlocklistError` for the first bad line."""
     terms: list[Term] = []
+    allowed: list[Term] = []
     seen: set[tuple[Pattern, ...]] = set()
     tier: Tier | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -147,23 +155,27 @@ def parse_blocklist(text: str, origin: str) -> Blocklist:
             tier = _tier(section.group(1), where)
             continue
         if tier is None:
-            raise BlocklistError(f"{where}: {line!r} comes before a [severe] or [offensive] section")
+            raise BlocklistError(
+                f"{where}: {line!r} comes before a [severe], [offensive] or [allowed] section"
+            )
         words = _patterns(line, where)
         if words not in seen:  # a repeated term keeps its first tier
             seen.add(words)
-            terms.append(Term(" ".join(line.split()), tier, words))
+            (allowed if tier is Tier.ALLOWED else terms).append(Term(" ".join(line.split()), tier, words))
     if not terms:
         raise BlocklistError(
             f"{origin}: the word list has no terms (it needs [severe] and/or [offensive] lines)"
         )
-    return Blocklist(tuple(terms), origin)
+    return Blocklist(tuple(terms), origin, tuple(allowed))
 
 
 def _tier(name: str, where: str) -> Tier:
     try:
         return Tier(name.lower())
     except ValueError:
-        raise BlocklistError(f"{where}: unknown section [{name}]; use [severe] or [offensive]") from None
+        raise BlocklistError(
+            f"{where}: unknown section [{name}]; use [severe], [offensive] or [allowed]"
+        ) from None
 
 
 def _patterns(line: str, where: str) -> tuple[Pattern, ...]:

@@ -47,17 +47,18 @@ def load_classifier() -> Probability:
 
 class ClassifierFilter:
     """Flags what the word list flags, and what the classifier scores at `threshold` or
-    above (implements `ContentFilter`)."""
+    above (implements `ContentFilter`). Without `words` it is the classifier alone (what
+    bench/safety.py compares the word list with)."""
 
     name = "classifier"
 
-    def __init__(self, words: WordListFilter, threshold: float, probability: Probability) -> None:
+    def __init__(self, words: WordListFilter | None, threshold: float, probability: Probability) -> None:
         self.words = words
         self.threshold = threshold
         self._probability = probability
 
     def check(self, text: str) -> Flag:
         """The word list's verdict and terms, with the classifier's probability as `score`."""
-        listed = self.words.check(text)
+        listed = self.words.check(text) if self.words is not None else Flag(False)
         score = float(self._probability([fold(text)])[0])
         return Flag(listed.flagged or score >= self.threshold, listed.terms, score)

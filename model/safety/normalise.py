@@ -11,7 +11,9 @@ The list matches whole words and phrases of this stream, never substrings, so "S
   apostrophes go ("bitch's" is "bitch"); "!", "|", "+", "#" and "*" at a word's edges are
   punctuation ("*shit*", "#fuck", "shit!!!");
 - spacing: three or more one-letter words in a row are one word ("f u c k", "f.u.c.k",
-  "f-u-c-k"), since nobody spells an innocent word that way;
+  "f-u-c-k"), since nobody spells an innocent word that way; "a" or "i" at either end of such
+  a run may be the English word beside it ("a c-u-n-t"), so the word is read with and without
+  them;
 - leetspeak, in words that have a letter (a number stays a number): 0→o, 1→i or l, 3→e,
   4→a, 5→s, 7→t, 8→b, 9→g, @→a, $→s, !→i, |→l or i, +→t;
 - elongation: a run of three or more of one letter may stand for one or two ("fuuuuck",
@@ -80,6 +82,7 @@ _AMBIGUOUS = ({"1": "i", "|": "l"}, {"1": "l", "|": "i"})
 _RUN = re.compile(r"(.)\1{2,}")  # three or more of one character
 MAX_RUNS = 4  # elongated runs read both ways; beyond this many, all short or all double
 MIN_SHOWN = 2  # letters a masked word must show
+_ONE_LETTER_WORDS = frozenset("ai")  # English words of one letter ("a", "I", folded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,31 +101,50 @@ def fold(text: str) -> str:
     return kept.casefold().translate(_CONFUSABLES)
 
 
-def raw_words(folded: str) -> list[str]:
+def raw_words(folded: str) -> list[tuple[str, ...]]:
     """The words of folded text, apostrophes and edge punctuation gone, spaced-out letters
-    joined."""
+    joined; each word as its spellings (one, or a joined run with and without the "a" or "i"
+    at its ends)."""
     text = _POSSESSIVE.sub("", folded).replace("'", "")
     stripped = [t.strip(_EDGES) for t in _TOKEN.findall(text)]
     return _join_spaced([t for t in stripped if t])
 
 
-def _join_spaced(tokens: list[str]) -> list[str]:
-    out: list[str] = []
+def _join_spaced(tokens: list[str]) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
     run: list[str] = []
     for token in [*tokens, ""]:  # the empty sentinel ends the last run
         if len(token) == 1:
             run.append(token)
             continue
-        out.extend(["".join(run)] if len(run) >= 3 else run)
+        out.extend([_run_spellings(run)] if len(run) >= 3 else [(letter,) for letter in run])
         run = []
         if token:
-            out.append(token)
+            out.append((token,))
     return out
+
+
+def _run_spellings(run: list[str]) -> tuple[str, ...]:
+    """A run of one-letter words joined, also without the one-letter English words at its
+    ends, as long as three letters are left ("a c u n t": "acunt", "cunt")."""
+    starts = (0, 1) if run[0] in _ONE_LETTER_WORDS else (0,)
+    ends = (len(run), len(run) - 1) if run[-1] in _ONE_LETTER_WORDS else (len(run),)
+    joined = ("".join(run[a:b]) for a in starts for b in ends if b - a >= 3)
+    return tuple(dict.fromkeys(joined))
 
 
 def words(text: str) -> list[Word]:
     """`text` as the stream of `Word`s the word list matches (see the module docstring)."""
-    return [read_word(w) for w in raw_words(fold(text))]
+    return [_either(spellings) for spellings in raw_words(fold(text))]
+
+
+def _either(spellings: tuple[str, ...]) -> Word:
+    """One `Word` that stands for what any of `spellings` may stand for."""
+    if len(spellings) == 1:
+        return read_word(spellings[0])
+    read = [read_word(s) for s in spellings]
+    forms = dict.fromkeys(form for word in read for form in word.forms)
+    return Word(tuple(forms), next((w.mask for w in read if w.mask is not None), None))
 
 
 def read_word(token: str) -> Word:

@@ -85,6 +85,11 @@ INNOCENT = [
     "Matsushita",
     "class assignment",
     "a classic glass of bass ale",
+    # names and birds the list's [allowed] phrases clear
+    "Moby Dick's favourite dinner",
+    "Cock-a-doodle-doo!",
+    "blue tits at the feeder",
+    "Dick Van Dyke",
 ]
 
 CAUGHT = {
@@ -96,6 +101,8 @@ CAUGHT = {
     "spaced": "f u c k that",
     "dotted": "f.u.c.k that",
     "dashed": "s-h-i-t",
+    "spaced after the word a": "you are a c-u-n-t",
+    "spaced before the word I": "s h i t I forgot",
     "masked": "f*ck off",
     "masked twice": "what the f**k",
     "masked inside": "you a**hole",
@@ -156,6 +163,21 @@ def test_flag_names_the_terms_as_the_list_writes_them(word_filter: WordListFilte
     flag = word_filter.check("Shit, you son of a b1tch!")
     assert flag.flagged and flag.score is None
     assert flag.terms == ("shit", "son of a bitch", "bitch*")
+
+
+def test_allowed_phrases_clear_only_the_words_inside_them(word_filter: WordListFilter) -> None:
+    assert not word_filter.check("What's Moby Dick's favourite dinner?").flagged
+    assert word_filter.check("Moby Dick is a dick").terms == ("dick",)  # the second one
+    assert word_filter.check("Dick Van Dyke met a dyke").terms == ("dyke",)
+    assert word_filter.check("moby-dick shit").terms == ("shit",)
+    assert word_filter.check("Dick is a moby").terms == ("dick",)  # the phrase, in order
+
+
+def test_spaced_letters_beside_the_words_a_and_i_are_read_both_ways(word_filter: WordListFilter) -> None:
+    assert [w.forms for w in words("a c u n t")] == [("acunt", "cunt")]
+    assert [w.forms for w in words("a s s")] == [("ass",)]  # three letters must be left
+    assert not word_filter.check("I C U, said the nurse").flagged
+    assert not word_filter.check("as easy as a b c").flagged
 
 
 def test_phrases_match_only_as_whole_phrases(word_filter: WordListFilter) -> None:
@@ -236,15 +258,26 @@ KNOWN_DECODING_COLLISIONS = {"rapeseed", "Rapeseed", "retardant", "Retardant"}
 # -- the list file ---------------------------------------------------------------------------
 
 
+def test_every_phrase_blocked_at_decoding_is_flagged_by_the_filter() -> None:
+    """Decoding and the filter read one list: whatever a safe request may not write, the
+    filter would also catch in the text."""
+    settings = SafetySettings()
+    text_filter = build_filter(settings)
+    unflagged = [p for p in blocked_phrases(settings) if not text_filter.check(p).flagged]
+    assert unflagged == []
+
+
 def test_a_wordlist_file_replaces_the_built_in_list(tmp_path: Path) -> None:
     path = tmp_path / "family.txt"
     path.write_text(
-        "# ours\n[severe]\nkumquat*\n\n[offensive]\nbanana split  # a comment\n", encoding="utf-8"
+        "# ours\n[severe]\nkumquat*\n\n[offensive]\nbanana split  # a comment\n[allowed]\nbanana split pie\n",
+        encoding="utf-8",
     )
     settings = SafetySettings(wordlist=path)
     built = build_filter(settings)
     assert built.check("Kumquats again!").terms == ("kumquat*",)
     assert built.check("a BANANA-split please").terms == ("banana split",)
+    assert not built.check("a banana split pie please").flagged
     assert not built.check("shit").flagged  # the built-in list is gone
     assert blocked_phrases(settings)[:3] == ("kumquat", "kumquats", "kumquated")
     assert "banana split" not in blocked_phrases(settings)
@@ -253,14 +286,18 @@ def test_a_wordlist_file_replaces_the_built_in_list(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("fuck\n[severe]\n", "line 1: 'fuck' comes before a [severe] or [offensive] section"),
-        ("[severe]\nok\n[mild]\ndarn\n", "line 3: unknown section [mild]; use [severe] or [offensive]"),
+        ("fuck\n[severe]\n", "line 1: 'fuck' comes before a [severe], [offensive] or [allowed] section"),
+        (
+            "[severe]\nok\n[mild]\ndarn\n",
+            "line 3: unknown section [mild]; use [severe], [offensive] or [allowed]",
+        ),
+        ("[allowed]\nmoby dick\n", "the word list has no terms"),
         ("[offensive]\nf@ck\n", "line 2: 'f@ck' is not a word of a term"),
         ("[offensive]\n*\n", "line 2: '*' is not a word of a term"),
         ("[offensive]\nfu*ck\n", "line 2: 'fu*ck' is not a word of a term"),
         ("# nothing here\n\n", "the word list has no terms"),
     ],
-    ids=["before-section", "unknown-section", "symbol", "lone-star", "star-inside", "empty"],
+    ids=["before-section", "unknown-section", "allowed-only", "symbol", "lone-star", "star-inside", "empty"],
 )
 def test_a_malformed_wordlist_is_one_clear_error(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "bad.txt"
@@ -289,6 +326,7 @@ def test_the_built_in_list_parses_with_both_tiers() -> None:
     tiers = {t.tier.value for t in blocklist.terms}
     assert tiers == {"severe", "offensive"}
     assert any(len(t.words) > 1 for t in blocklist.terms)  # phrases too
+    assert {t.tier.value for t in blocklist.allowed} == {"allowed"}
 
 
 def test_a_repeated_term_keeps_its_first_tier() -> None:
@@ -308,6 +346,9 @@ def test_classifier_flags_what_either_flags_and_scores_with_the_probability() ->
     assert combined.check("a rude remark") == Flag(True, (), 0.93)
     assert combined.check("shit happens") == Flag(True, ("shit",), 0.2)
     assert combined.check("a kind remark") == Flag(False, (), 0.1)
+    alone = ClassifierFilter(None, 0.8, lambda texts: [scores[t] for t in texts])
+    assert alone.check("shit happens") == Flag(False, (), 0.2)  # no word list to catch it
+    assert alone.check("a rude remark") == Flag(True, (), 0.93)
 
 
 def test_choosing_the_classifier_without_its_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
