@@ -12,7 +12,11 @@ Measured in one run, on this machine, for each filter:
   r/Jokes set in $PUNCHLINE_SHARED_DATA, the share each filter flags, and of their original
   punchlines too. r/Jokes is unfiltered, so many of these flags are deserved: the share is an
   upper bound on how often a family chat's clean setup is refused. The word list's most
-  frequent terms among the flagged setups follow, to judge them by.
+  frequent terms among the flagged setups follow, to judge them by;
+- the cost of decode-time blocking (with $PUNCHLINE_SHARED_DATA's flan-t5 tokenizer): how many
+  token sequences the severe tier bans, and the time transformers' `NoBadWordsLogitsProcessor`
+  (what the transformers and ONNX Runtime backends ban with) adds to one decoder step at 1 and
+  32 rows (CTranslate2 bans inside its C++ decoder and is not measured here).
 
 The classifier is alt-profanity-check (`pip install 'punchline[safety]'`); without it its
 rows say "not installed". "wordlist + classifier" is `PUNCHLINE_SAFETY__FILTER=classifier`;
@@ -55,6 +59,8 @@ LABELLED = ROOT / "tests" / "data" / "family_labelled.csv"
 KAGGLE = Path("qa_jokes") / "qa_jokes_kaggle_original.csv"
 REPEAT_LABELLED = 20  # rounds over the labelled set when timing without real setups
 TOP_TERMS = 15
+BAN_ROWS = (1, 32)  # decoder rows: one reply alone, a batch of 32 (8 setups x 4 candidates)
+BAN_STEPS = 50
 
 
 @dataclass
@@ -190,6 +196,42 @@ def print_errors(runs: list[Run]) -> None:
             print(f"  false alarm  {text}")
 
 
+def ban_cost(wordlist: Path | None) -> str | None:
+    """One line on decode-time blocking's size and per-step cost; None without the shared
+    tokenizer or transformers."""
+    base = os.environ.get("PUNCHLINE_SHARED_DATA")
+    if not base or not (Path(base) / "flan-t5-large" / "tokenizer.json").is_file():
+        return None
+    try:
+        import torch
+        from transformers import AutoTokenizer, NoBadWordsLogitsProcessor
+    except ImportError:
+        return None
+    from model.backends.blocking import banned_ids
+    from model.safety import blocked_phrases
+
+    tokenizer = AutoTokenizer.from_pretrained(Path(base) / "flan-t5-large")
+    phrases = blocked_phrases(SafetySettings(wordlist=wordlist))
+    sequences = banned_ids(tokenizer, phrases)
+    ban = NoBadWordsLogitsProcessor(sequences, int(tokenizer.eos_token_id))
+    torch.set_num_threads(1)
+    costs = []
+    for rows in BAN_ROWS:
+        written = torch.randint(3, 32000, (rows, 10), generator=torch.Generator().manual_seed(0))
+        scores = torch.randn(rows, len(tokenizer))
+        ban(written, scores.clone())  # the first call builds its masks
+        t0 = time.perf_counter()
+        for _ in range(BAN_STEPS):
+            ban(written, scores.clone())
+        costs.append(
+            f"{(time.perf_counter() - t0) / BAN_STEPS * 1000:.2f} ms at {rows} row{'s' * (rows > 1)}"
+        )
+    return (
+        f"decode-time blocking: {len(phrases)} severe phrases, {len(sequences)} token sequences "
+        f"banned; {', '.join(costs)} a decoder step (one thread; the score copy included)"
+    )
+
+
 def main() -> int:
     args = parse_args()
     rows = read_labelled(args.labelled)
@@ -219,6 +261,9 @@ def main() -> int:
     words = filters["wordlist"][1]
     if jokes and words is not None:
         print_terms(words, [s for s, _ in jokes])
+    cost = ban_cost(args.wordlist)
+    if cost:
+        print(cost)
     if args.show_errors:
         print_errors(runs)
     summary = {
