@@ -31,6 +31,9 @@ class GenerationParams:
     repetition_penalty: float = 1.2
     no_repeat_ngram_size: int = 3
     num_candidates: int = 4
+    # Phrases the backend must not write (family chats: `model.safety.blocked_phrases`), lower
+    # case; each backend bans the token sequences of their usual casings (model.backends.blocking).
+    blocked: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: ModelSettings) -> GenerationParams:

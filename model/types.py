@@ -86,12 +86,21 @@ class Generator(Protocol):
     """The one async interface through which the bot asks for punchlines."""
 
     async def punchlines(
-        self, setup: str, n: int = 1, deadline: float | None = None, version: str | None = None
+        self,
+        setup: str,
+        n: int = 1,
+        deadline: float | None = None,
+        version: str | None = None,
+        *,
+        safe: bool = False,
     ) -> list[Punchline]:
         """Up to `n` punchlines for `setup`, best first.
 
         `deadline` is a `time.monotonic()` instant; `version` picks a loaded adapter version
-        (battles between versions), None means the current one. Raises a `GenerationError`.
+        (battles between versions), None means the current one. `safe` (a family chat) blocks
+        the severe phrases of the word list at decoding where the backend can
+        (`model.safety.blocked_phrases`); the replies still need the content filter, since
+        decoding cannot block every spelling. Raises a `GenerationError`.
         """
         ...
 

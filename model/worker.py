@@ -5,7 +5,9 @@ docs/DESIGN.md, decision 6, as code:
   A full queue raises `WorkerBusy` at once.
 - One batcher task takes the first queued request and everything else already waiting (up to
   `max_batch_size`): requests pile up while the model is busy and go together next time, and
-  a lone request never waits for company.
+  a lone request never waits for company. A batch splits by (version, safe): one backend call
+  decodes one version with one setting, and a family chat's request (`safe=True`) never shares
+  a call with one that may write what it blocks (`blocked`, the severe phrases).
 - The backend runs in its own single thread (`run_in_executor`), so the event loop never
   blocks. Identical setups in one batch are generated once; a batch that fails fails only its
   own requests; an expired request is dropped before it costs any compute.
@@ -64,6 +66,7 @@ class _Request:
     version: str | None  # None: whatever is current when its batch forms
     future: asyncio.Future[list[Punchline]]
     enqueued: float
+    safe: bool = False  # a family chat's: the blocked phrases are banned at decoding
     abandoned: bool = field(default=False)  # the caller stopped waiting (deadline, cancel)
 
 
@@ -79,10 +82,13 @@ class InferenceWorker:
         adapter_dir: Path | None = None,
         extra_adapters: Sequence[Path] = (),
         max_setup_chars: int = 300,
+        blocked: Sequence[str] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._loader = loader
         self._params = params
+        # What a safe request decodes with: the same, never writing the blocked phrases.
+        self._safe_params = params.with_(blocked=tuple(blocked))
         self._settings = settings
         self._adapter_dir = adapter_dir
         self._extra_adapters = tuple(extra_adapters)
@@ -183,9 +189,16 @@ class InferenceWorker:
     # -- the Generator interface ------------------------------------------------------------
 
     async def punchlines(
-        self, setup: str, n: int = 1, deadline: float | None = None, version: str | None = None
+        self,
+        setup: str,
+        n: int = 1,
+        deadline: float | None = None,
+        version: str | None = None,
+        *,
+        safe: bool = False,
     ) -> list[Punchline]:
-        """Up to `n` punchlines for `setup`, best first (see `model.types.Generator`).
+        """Up to `n` punchlines for `setup`, best first (see `model.types.Generator`); `safe`
+        bans the blocked phrases at decoding.
 
         Raises `InvalidSetup`, `WorkerBusy` (at once, queue full), `DeadlineExceeded`,
         `WorkerClosed`, or `GenerationError` (unknown version, failed batch).
@@ -200,7 +213,7 @@ class InferenceWorker:
         if deadline <= now:
             self._metrics.timeouts += 1
             raise DeadlineExceeded("the request's deadline had passed before it was queued")
-        request = _Request(text, n, deadline, version, asyncio.get_running_loop().create_future(), now)
+        request = _Request(text, n, deadline, version, asyncio.get_running_loop().create_future(), now, safe)
         try:
             self._queue.put_nowait(request)
         except asyncio.QueueFull:
@@ -360,7 +373,7 @@ class InferenceWorker:
 
     async def _run_batch(self, batch: list[_Request]) -> None:
         now = self._clock()
-        groups: dict[str, dict[str, list[_Request]]] = {}
+        groups: dict[tuple[str, bool], dict[str, list[_Request]]] = {}
         for r in batch:
             if r.abandoned or r.future.done():
                 continue
@@ -369,12 +382,12 @@ class InferenceWorker:
                 self._fail(r, DeadlineExceeded("the request expired in the queue"))
                 continue
             version = r.version or self._current or ""
-            groups.setdefault(version, {}).setdefault(r.setup, []).append(r)
-        for version, by_setup in groups.items():
-            await self._run_group(version, by_setup)
+            groups.setdefault((version, r.safe), {}).setdefault(r.setup, []).append(r)
+        for (version, safe), by_setup in groups.items():
+            await self._run_group(version, safe, by_setup)
 
-    async def _run_group(self, version: str, by_setup: dict[str, list[_Request]]) -> None:
-        """One backend call for the unique setups of one version."""
+    async def _run_group(self, version: str, safe: bool, by_setup: dict[str, list[_Request]]) -> None:
+        """One backend call for the unique setups of one version and one safe setting."""
         requests = [r for reqs in by_setup.values() for r in reqs]
         backend = self._backends.get(version)
         if backend is None:
@@ -384,10 +397,11 @@ class InferenceWorker:
         setups = list(by_setup)
         n = self._candidates(len(setups), max(r.n for r in requests))
         prompts = [build_prompt(s, backend.prompt_template) for s in setups]
+        params = self._safe_params if safe else self._params
         started = self._clock()
         try:
             results = await asyncio.get_running_loop().run_in_executor(
-                self._model_thread, functools.partial(backend.generate, prompts, n, self._params)
+                self._model_thread, functools.partial(backend.generate, prompts, n, params)
             )
             if len(results) != len(prompts):
                 raise RuntimeError(f"backend returned {len(results)} results for {len(prompts)} prompts")
@@ -436,8 +450,13 @@ class InferenceWorker:
 
 
 def create_worker(settings: Settings) -> InferenceWorker:
-    """Build (not start) the worker for the configured model, adapter and backend."""
+    """Build (not start) the worker for the configured model, adapter and backend, with the
+    severe phrases of the configured word list blocked in safe requests.
+
+    Raises `BlocklistError` when `PUNCHLINE_SAFETY__WORDLIST` names an unusable file.
+    """
     from model.backends import load_backend
+    from model.safety import blocked_phrases
 
     loader = functools.partial(load_backend, settings.model, settings.worker)
     return InferenceWorker(
@@ -447,6 +466,7 @@ def create_worker(settings: Settings) -> InferenceWorker:
         adapter_dir=settings.model.adapter,
         extra_adapters=settings.model.extra_adapters,
         max_setup_chars=settings.model.max_setup_chars,
+        blocked=blocked_phrases(settings.safety),
     )
 
 

@@ -186,3 +186,10 @@ def test_preference_data_and_bradley_terry_are_pure_python() -> None:
     modules = ["training.feedback", "training.preferences", "training.replay", "bot.battles.bradley_terry"]
     loaded = _modules_after_import("; ".join(f"import {m}" for m in modules))
     assert not loaded & ML_LIBRARIES
+
+
+def test_the_content_filter_is_pure_python() -> None:
+    """Family mode checks every candidate in the bot process: its filter loads no ML library."""
+    loaded = _modules_after_import("import model.safety; from model.safety import classifier, wordlist")
+    assert not loaded & ML_LIBRARIES
+    assert not loaded & CHAT_LIBRARIES

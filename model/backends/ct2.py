@@ -24,6 +24,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from model.backends.blocking import BanCache
 from model.generation import Candidate, GenerationParams
 from model.loading import ModelSource, load_merged_model, load_tokenizer
 from model.types import ModelLoadError
@@ -155,6 +156,7 @@ class CTranslate2Backend:
         self.version = source.version
         self.prompt_template = source.prompt_template
         self.name = f"ctranslate2-{ctype}" + ("-cuda" if translator.device == "cuda" else "")
+        self._bans = BanCache(tokenizer)
 
     @classmethod
     def load(
@@ -189,6 +191,8 @@ class CTranslate2Backend:
             return_end_token=True,
             length_penalty=1.0,
         )
+        if params.blocked:
+            options["suppress_sequences"] = self._bans.tokens(params.blocked)
         if params.do_sample:
             # n samples per source from one encoder pass; scores are the model's raw
             # log-probabilities (before temperature), like the transformers backend's.

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from model.backends.blocking import BanCache
 from model.generation import Candidate, GenerationParams
 from model.loading import ModelSource, load_merged_model, load_tokenizer, resolve_device
 from model.types import ModelLoadError
@@ -45,6 +46,7 @@ class TransformersBackend:
         self.device = device
         self.name = f"transformers-{dtype}" + ("-cuda" if device == "cuda" else "")
         self._eos = int(tokenizer.eos_token_id)
+        self._bans = BanCache(tokenizer)
 
     @classmethod
     def load(
@@ -78,6 +80,8 @@ class TransformersBackend:
             no_repeat_ngram_size=params.no_repeat_ngram_size,
             return_dict_in_generate=True,
         )
+        if params.blocked:
+            kwargs["bad_words_ids"] = self._bans.ids(params.blocked)
         if params.do_sample:
             kwargs.update(
                 do_sample=True,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from model.backends import onnx_cache, onnx_decoding
+from model.backends.blocking import BanCache
 from model.backends.onnx_decoding import Hypothesis, SpecialTokens
 from model.backends.onnx_errors import OnnxBackendError
 from model.backends.onnx_export import DECODER_FILE, ENCODER_FILE, ExportRecord, export_model
@@ -156,6 +157,7 @@ class OnnxRuntimeBackend:
         self.prompt_template = source.prompt_template
         self.name = name
         self.special = SpecialTokens(start_token, int(tokenizer.eos_token_id), int(tokenizer.pad_token_id))
+        self._bans = BanCache(tokenizer)
 
     @classmethod
     def load(
@@ -186,13 +188,15 @@ class OnnxRuntimeBackend:
         return self.sessions.encode(enc["input_ids"], enc["attention_mask"], repeats)
 
     def generate(self, prompts: list[str], n: int, params: GenerationParams) -> list[list[Candidate]]:
-        """`n` candidates per prompt: n samples, greedy (n = 1) or n beams (greedy, n > 1)."""
+        """`n` candidates per prompt: n samples, greedy (n = 1) or n beams (greedy, n > 1); the
+        phrases in `params.blocked` are banned (model.backends.blocking)."""
+        banned = self._bans.ids(params.blocked)
         if params.do_sample or n == 1:
-            flat = onnx_decoding.sample(self._encode(prompts, n), params, self.special)
+            flat = onnx_decoding.sample(self._encode(prompts, n), params, self.special, banned=banned)
             per_prompt = [flat[i * n : (i + 1) * n] for i in range(len(prompts))]
         else:
             per_prompt = onnx_decoding.beam_search(
-                self._encode(prompts, n), len(prompts), n, params, self.special
+                self._encode(prompts, n), len(prompts), n, params, self.special, banned
             )
         return [[self._candidate(h) for h in hypotheses] for hypotheses in per_prompt]
 

@@ -18,6 +18,7 @@ included; for beams the beam score (processed log-probabilities over the length)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,6 +26,8 @@ import numpy as np
 import torch
 
 from model.generation import GenerationParams
+
+Banned = Sequence[Sequence[int]]  # token id sequences the decoder must not write
 
 # Rows are dropped from the decoder batch once at most this share of them is still running:
 # copying the caches costs about one step, so it pays only when many rows have finished.
@@ -66,10 +69,15 @@ class Hypothesis:
     score: float
 
 
-def build_processors(params: GenerationParams, special: SpecialTokens, beams: bool = False) -> list:
+def build_processors(
+    params: GenerationParams, special: SpecialTokens, beams: bool = False, banned: Banned = ()
+) -> list:
     """transformers' logits processors for `params`, in `generate`'s order, up to temperature
-    (top-k and top-p follow in `filter_top_k_top_p`)."""
+    (top-k and top-p follow in `filter_top_k_top_p`). `banned`: token sequences never to
+    write (`NoBadWordsLogitsProcessor`: a one-token sequence is masked at every step, a longer
+    one when the tokens before its last one were just written)."""
     from transformers import (
+        NoBadWordsLogitsProcessor,
         NoRepeatNGramLogitsProcessor,
         RepetitionPenaltyLogitsProcessor,
         TemperatureLogitsWarper,
@@ -80,6 +88,8 @@ def build_processors(params: GenerationParams, special: SpecialTokens, beams: bo
         processors.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
     if params.no_repeat_ngram_size > 0:
         processors.append(NoRepeatNGramLogitsProcessor(params.no_repeat_ngram_size))
+    if banned:
+        processors.append(NoBadWordsLogitsProcessor([list(ids) for ids in banned], special.eos))
     if params.min_new_tokens > 0:
         processors.append(MinNewTokens(params.min_new_tokens, special.eos))
     if params.do_sample and not beams and params.temperature != 1.0:
@@ -164,14 +174,16 @@ def sample(
     params: GenerationParams,
     special: SpecialTokens,
     generator: torch.Generator | None = None,
+    banned: Banned = (),
 ) -> list[Hypothesis]:
-    """One reply per row of `state`: sampled when `params.do_sample`, else greedy.
+    """One reply per row of `state`: sampled when `params.do_sample`, else greedy, never
+    writing a `banned` sequence.
 
     Rows that end are dropped from the decoder batch as they pile up (see COMPACT_BELOW); the
     loop stops when every row has ended or after `max_new_tokens`.
     """
     total = state.rows
-    processors = build_processors(params, special)
+    processors = build_processors(params, special, banned=banned)
     sequences = torch.full((total, 1), special.start, dtype=torch.long)
     logprob_sums = torch.zeros(total, dtype=torch.float64)
     lengths = torch.zeros(total, dtype=torch.long)
@@ -219,13 +231,19 @@ def _trim(tokens: list[int], eos: int) -> list[int]:
 
 
 def beam_search(
-    state: StepState, batch: int, beams: int, params: GenerationParams, special: SpecialTokens
+    state: StepState,
+    batch: int,
+    beams: int,
+    params: GenerationParams,
+    special: SpecialTokens,
+    banned: Banned = (),
 ) -> list[list[Hypothesis]]:
-    """The `beams` best hypotheses per prompt; `state` holds `beams` rows per prompt, in order.
+    """The `beams` best hypotheses per prompt; `state` holds `beams` rows per prompt, in order;
+    no `banned` sequence in any.
 
     transformers' beam search with length_penalty 1 and early_stopping False.
     """
-    processors = build_processors(params, special, beams=True)
+    processors = build_processors(params, special, beams=True, banned=banned)
     max_length = 1 + params.max_new_tokens  # counted with the decoder start token
     keep = 2 * beams  # continuations kept per step, so that `beams` stay open after some end
     running = torch.full((batch, beams, max_length), special.pad, dtype=torch.long)

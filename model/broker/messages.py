@@ -69,6 +69,7 @@ class Request:
     deadline_ms: int  # absolute, epoch ms
     budget_ms: int  # how long the caller gave it, for logs and lag figures
     sent_ms: int = field(default_factory=now_ms)
+    safe: bool = False  # a family chat's: blocked phrases banned at decoding
 
     def fields(self) -> dict[str, str]:
         return {
@@ -80,6 +81,7 @@ class Request:
             "deadline_ms": str(self.deadline_ms),
             "budget_ms": str(self.budget_ms),
             "sent_ms": str(self.sent_ms),
+            "safe": "1" if self.safe else "0",
         }
 
     @classmethod
@@ -94,6 +96,8 @@ class Request:
             deadline_ms=int(fields["deadline_ms"]),
             budget_ms=int(fields["budget_ms"]),
             sent_ms=int(fields["sent_ms"]),
+            # Absent from an older bot's requests, which never asked for it.
+            safe=fields.get("safe", "0") == "1",
         )
 
     def expired(self, at_ms: int | None = None) -> bool:

@@ -139,9 +139,16 @@ class RemoteGenerator:
     # -- the Generator interface ------------------------------------------------------------
 
     async def punchlines(
-        self, setup: str, n: int = 1, deadline: float | None = None, version: str | None = None
+        self,
+        setup: str,
+        n: int = 1,
+        deadline: float | None = None,
+        version: str | None = None,
+        *,
+        safe: bool = False,
     ) -> list[Punchline]:
-        """Up to `n` punchlines for `setup` from a worker (see `model.types.Generator`).
+        """Up to `n` punchlines for `setup` from a worker (see `model.types.Generator`); `safe`
+        travels with the request, and the worker bans its blocked phrases at decoding.
 
         Raises `InvalidSetup`, `WorkerUnavailable` or `WorkerBusy` (at once), `DeadlineExceeded`,
         `WorkerClosed`, or `GenerationError` (an unknown version, a failed generation).
@@ -163,6 +170,7 @@ class RemoteGenerator:
             target,
             now_ms() + int(left * 1000),
             int(left * 1000),
+            safe=safe,
         )
         future = asyncio.get_running_loop().create_future()
         self._pending[request.id] = future

@@ -48,6 +48,7 @@ from model.broker.messages import Reply, Request, Status, now_ms, status_of
 from model.broker.meters import QueueFigures, WorkerMeters
 from model.broker.scripts import Scripts
 from model.generation import GenerationParams
+from model.safety import blocked_phrases
 from model.types import AdapterError, GenerationError, PunchlineError
 from model.worker import InferenceWorker
 
@@ -183,6 +184,7 @@ class BrokerWorker:
             adapter_dir=dirs[0],
             extra_adapters=[d for d in dirs[1:] if d is not None],
             max_setup_chars=self.settings.model.max_setup_chars,
+            blocked=blocked_phrases(self.settings.safety),
         )
         await self.local.start()
         self.sources = {a.version: a for a in desired.adapters}
@@ -465,7 +467,9 @@ class BrokerWorker:
         deadline = time.monotonic() + (request.deadline_ms - now_ms()) / 1000
         queue_ms = max(0, picked_ms - request.sent_ms)
         try:
-            lines = await self.local.punchlines(request.setup, request.n, deadline, request.version or None)
+            lines = await self.local.punchlines(
+                request.setup, request.n, deadline, request.version or None, safe=request.safe
+            )
         except GenerationError as exc:
             status = status_of(exc)
             if status is Status.FAILED and "is not loaded" in str(exc):

@@ -20,8 +20,9 @@ def tag(setup: str) -> str:
 class FakeBackend:
     """Implements the Backend protocol; `gate` blocks generation until the test opens it.
 
-    Every call is recorded in `calls` (the prompts) and announced on `entered`. A prompt that
-    contains `fail_marker` makes the whole call raise.
+    Every call is recorded in `calls` (the prompts) and `params` (how it was asked to decode:
+    `params[-1].blocked` holds the phrases a safe call bans) and announced on `entered`. A
+    prompt that contains `fail_marker` makes the whole call raise.
     """
 
     prompt_template = DEFAULT_TEMPLATE
@@ -42,6 +43,7 @@ class FakeBackend:
         self.entered = threading.Semaphore(0)
         self.calls: list[list[str]] = []
         self.candidates: list[int] = []  # n of each call
+        self.params: list[GenerationParams] = []  # params of each call
         self.fail_marker = fail_marker
         self.delay_s = delay_s  # stands in for compute: each call takes this long
         self.closed = threading.Event()
@@ -49,6 +51,7 @@ class FakeBackend:
     def generate(self, prompts: list[str], n: int, params: GenerationParams) -> list[list[Candidate]]:
         self.calls.append(list(prompts))
         self.candidates.append(n)
+        self.params.append(params)
         self.entered.release()
         if not self.gate.wait(timeout=20):
             raise TimeoutError("test never opened the gate")

@@ -5,6 +5,7 @@ gen.fail_next(WorkerBusy("queue full"))           # the next call raises this
 gen.block()                                        # calls wait until gen.unblock()
 await gen.reload(Path("adapters/v2"))              # serves "v2" (the directory's name) now
 gen.fail_reload(AdapterError("no punchline.json")) # the next reload raises, version unchanged
+gen.calls[-1].safe                                 # whether the last call was a family chat's
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Call:
     n: int
     deadline: float | None
     version: str | None
+    safe: bool = False
 
 
 class FakeGenerator:
@@ -72,9 +74,15 @@ class FakeGenerator:
     # -- Generator --------------------------------------------------------------------------------
 
     async def punchlines(
-        self, setup: str, n: int = 1, deadline: float | None = None, version: str | None = None
+        self,
+        setup: str,
+        n: int = 1,
+        deadline: float | None = None,
+        version: str | None = None,
+        *,
+        safe: bool = False,
     ) -> list[Punchline]:
-        self.calls.append(Call(setup, n, deadline, version))
+        self.calls.append(Call(setup, n, deadline, version, safe))
         if self.closed:
             raise WorkerClosed("the fake generator is closed")
         self.waiting += 1
@@ -150,8 +158,8 @@ class VersionedGenerator(FakeGenerator):
         super().__init__(["unused"], version=versions[0])
         self._versions = versions
 
-    async def punchlines(self, setup, n=1, deadline=None, version=None):  # type: ignore[no-untyped-def]
-        lines = await super().punchlines(setup, n, deadline, version)
+    async def punchlines(self, setup, n=1, deadline=None, version=None, *, safe=False):  # type: ignore[no-untyped-def]
+        lines = await super().punchlines(setup, n, deadline, version, safe=safe)
         return [type(p)(f"{p.version} says: because reasons", p.version, p.score) for p in lines]
 
     @property
@@ -166,9 +174,19 @@ class PlainGenerator:
         self._inner = FakeGenerator(version="v7")
 
     async def punchlines(
-        self, setup: str, n: int = 1, deadline: float | None = None, version: str | None = None
+        self,
+        setup: str,
+        n: int = 1,
+        deadline: float | None = None,
+        version: str | None = None,
+        *,
+        safe: bool = False,
     ) -> list[Punchline]:
-        return await self._inner.punchlines(setup, n, deadline, version)
+        return await self._inner.punchlines(setup, n, deadline, version, safe=safe)
+
+    @property
+    def calls(self) -> list[Call]:
+        return self._inner.calls
 
     def stats(self) -> WorkerStats:
         return self._inner.stats()

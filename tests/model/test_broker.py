@@ -29,6 +29,7 @@ from model.broker.messages import Reply, Request, Status, now_ms
 from model.broker.remote import RemoteGenerator
 from model.broker.scripts import Scripts
 from model.broker.serving import MAX_ENTRY_AGE_MS, BrokerWorker
+from model.safety import blocked_phrases
 from model.types import GenerationError, WorkerBusy, WorkerUnavailable
 from tests.fakes.backend import FakeBackend, FakeLoader
 from tests.fakes.broker_worker import FAST_BROKER
@@ -99,6 +100,23 @@ async def test_a_lone_request_is_answered_without_waiting_for_company(settings: 
         [line] = await fleet.generator.punchlines("Why did the chicken cross the road?")
     assert line.version == "v1" and line.text.startswith("punch 0 v1")
     assert [len(call) for call in backend.calls] == [1]  # it went alone
+
+
+async def test_the_safe_flag_travels_to_the_worker_and_bans_the_severe_phrases(settings: Settings) -> None:
+    backend = FakeBackend("v1")
+    async with running(settings, backend) as fleet:
+        await fleet.generator.punchlines("A family chat's setup?", safe=True)
+        await fleet.generator.punchlines("Anyone's setup?")
+    assert [p.blocked for p in backend.params] == [blocked_phrases(settings.safety), ()]
+    assert "fuck" in backend.params[0].blocked
+
+
+def test_a_request_without_the_safe_field_is_not_safe() -> None:
+    """An older bot's requests carry no `safe` field: they decode as they always did."""
+    request = Request("r1", "replies", "Why?", 1, "v1", now_ms() + 1000, 1000, safe=True)
+    assert Request.parse(request.fields()) == request
+    older = {k: v for k, v in request.fields().items() if k != "safe"}
+    assert Request.parse(older).safe is False
 
 
 async def test_requests_are_batched_while_the_worker_is_busy(settings: Settings) -> None:

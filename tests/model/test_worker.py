@@ -184,6 +184,39 @@ async def test_identical_setups_in_one_batch_are_generated_once(
     assert other[0].text.endswith(tag("Something else?"))
 
 
+async def test_a_mixed_batch_splits_by_safe_flag(fake: FakeBackend) -> None:
+    """Family chats' requests decode in a call of their own, with the blocked phrases banned;
+    the same setup asked both ways is generated once each way."""
+    w = InferenceWorker(
+        FakeLoader({None: fake}),
+        PARAMS,
+        WorkerSettings(queue_size=8, max_batch_size=8, timeout_s=10.0, stats_log_s=0),
+        max_setup_chars=100,
+        blocked=("kumquat", "son of a kumquat"),
+    )
+    await w.start()
+    try:
+        first = ask(w, "warm up?")
+        await entered(fake)
+        mixed = [
+            ask(w, "Why is the sky blue?", safe=True),
+            ask(w, "Why is the sky blue?"),
+            ask(w, "A family setup?", safe=True),
+            ask(w, "Another setup?"),
+        ]
+        await settle()
+        fake.gate.set()
+        await first
+        answers = await asyncio.gather(*mixed)
+    finally:
+        await w.close()
+    assert all(len(a) == 1 for a in answers)
+    assert [p.blocked for p in fake.params] == [(), ("kumquat", "son of a kumquat"), ()]
+    assert fake.calls[1] == [build_prompt("Why is the sky blue?"), build_prompt("A family setup?")]
+    assert fake.calls[2] == [build_prompt("Why is the sky blue?"), build_prompt("Another setup?")]
+    assert {p.num_candidates for p in fake.params} == {PARAMS.num_candidates}  # nothing else changed
+
+
 async def test_reload_mid_stream_finishes_in_flight_on_old_version() -> None:
     old, new = FakeBackend("v-old", open_gate=False), FakeBackend("v-new")
     w = make_worker(FakeLoader({None: old, "adapter-new": new}))
