@@ -13,6 +13,8 @@ from bot.core.access import Access
 from bot.storage import Storage
 from bot.types import ChatKind, ChatRef, UserRef
 from config.settings import SafetySettings
+from model.safety import ContentFilter
+from model.types import Generator, Punchline
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +60,42 @@ class FamilyDesk:
             log.exception("could not change the family setting of %s", chat.chat_id)
             return texts.MSG_PRIVACY_FAILED
         return texts.MSG_FAMILY_ON if wanted == "on" else texts.MSG_FAMILY_OFF
+
+
+class FamilyScreen:
+    """What family mode does to texts (one implementation, for chats, inline and battles):
+    offensive setups and entries are refused, every candidate punchline is checked and the
+    flagged ones dropped, decoding bans the worst words (`safe=True`), and when nothing clean
+    survives the model is asked again, `PUNCHLINE_SAFETY__RETRIES` times."""
+
+    def __init__(self, settings: SafetySettings, content_filter: ContentFilter):
+        self.settings = settings
+        self.filter = content_filter
+
+    def offensive(self, text: str) -> bool:
+        """Whether the filter flags `text` (the terms go to DEBUG only: they quote people)."""
+        flag = self.filter.check(text)
+        if flag.flagged:
+            log.debug("family filter flagged %r (%s)", text, ", ".join(flag.terms))
+        return flag.flagged
+
+    async def punchlines(
+        self,
+        generator: Generator,
+        setup: str,
+        n: int,
+        deadline: float | None,
+        version: str | None = None,
+    ) -> list[Punchline]:
+        """Clean punchlines for `setup`, best first; [] when every try was flagged. Raises what
+        `Generator.punchlines` raises."""
+        for attempt in range(1 + self.settings.retries):
+            # More candidates on each try: the ones already seen were flagged.
+            found = await generator.punchlines(
+                setup, n=n * (attempt + 1), deadline=deadline, version=version, safe=True
+            )
+            clean = [p for p in found if p.text.strip() and not self.offensive(p.text)]
+            if clean:
+                return clean
+            log.info("family mode: all %d candidates flagged (try %d)", len(found), attempt + 1)
+        return []

@@ -5,7 +5,9 @@ picks one (`chosen`), which then becomes a reply of that version like any other,
 the buttons under the inline message. Inline load has its own limits: a person's token bucket
 (`PUNCHLINE_INLINE__BURST`, `__PER_MINUTE`) and a share of the worker (`__CONCURRENCY`
 requests at once), so people typing inline never take every slot from the chats' replies.
-The debounce (answer only after a pause in typing) is the front-end's: it sees the keystrokes.
+Every inline answer is screened as in a family chat (`FamilyScreen`): the bot cannot know
+where a result will be sent. The debounce (answer only after a pause in typing) is the
+front-end's: it sees the keystrokes.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.clock import Clock
+from bot.core.family import FamilyScreen
 from bot.core.limits import Admission, RateLimiter
 from bot.core.suggestions import SetupSuggestions
+from bot.core.texts import MSG_FAMILY_SETUP
 from bot.storage import Storage
 from bot.types import ChatRef, MessageRef, UserRef
 from config.settings import InlineSettings, LimitSettings
@@ -55,9 +59,12 @@ class InlineDesk:
         suggestions: SetupSuggestions,
         refusal: Callable[[str], str | None],
         on_reply: Callable[[ChatRef], None],
+        screen: FamilyScreen,
     ):
         """`refusal` is the core's rule for setups (the same refusals as in chats); `on_reply`
-        tells the core a reply was stored in a chat (its /stats count afresh)."""
+        tells the core a reply was stored in a chat (its /stats count afresh); `screen` is
+        family mode's, applied to every inline answer: a result can be sent to any chat, a
+        school's group included, and the bot cannot know which."""
         self.settings = settings
         self.storage = storage
         self.generator = generator
@@ -65,6 +72,7 @@ class InlineDesk:
         self.suggestions = suggestions
         self.refusal = refusal
         self.on_reply = on_reply
+        self.screen = screen
         # A bucket without the one-in-flight rule (the chat kind): a person types on while an
         # earlier query is answered, and the latest must not be refused for it.
         self.limiter = RateLimiter(
@@ -82,6 +90,8 @@ class InlineDesk:
             if not setup:
                 return InlineAnswer(suggestions=await self.suggestions.few(self.settings.results))
             refusal = self.refusal(setup)
+            if refusal is None and self.screen.offensive(setup):
+                refusal = MSG_FAMILY_SETUP
             if refusal is not None:
                 return InlineAnswer(setup, note=refusal)
             return await self._punchlines(user, setup)
@@ -99,7 +109,9 @@ class InlineDesk:
             # Wait for a share of the worker no longer than the answer would still be shown.
             async with asyncio.timeout(self.settings.timeout_s):
                 async with self._share:
-                    found = await self.generator.punchlines(setup, n=self.settings.results, deadline=deadline)
+                    found = await self.screen.punchlines(
+                        self.generator, setup, self.settings.results, deadline
+                    )
         except (TimeoutError, GenerationError) as exc:
             log.info("inline answer for %s lapsed: %s", user.user_id, type(exc).__name__)
             return InlineAnswer(setup, note=MSG_INLINE_BUSY)

@@ -24,7 +24,7 @@ from bot.clock import Clock
 from bot.core import ratings, texts
 from bot.core.access import Access
 from bot.core.admin import AdminCommands
-from bot.core.family import FamilyDesk
+from bot.core.family import FamilyDesk, FamilyScreen
 from bot.core.flood import FloodGuard
 from bot.core.inline import InlineDesk
 from bot.core.limits import Limiter, RateLimiter
@@ -44,6 +44,7 @@ from bot.types import (
     UserRef,
 )
 from config.settings import Settings
+from model.safety import ContentFilter, build_filter
 from model.text import clean_text
 from model.types import (
     DeadlineExceeded,
@@ -61,6 +62,7 @@ STATS_CACHE_S = 10.0  # /stats of one chat is counted at most this often
 # Candidates "another one" asks for: enough that one is new after a few presses, few enough to
 # cost about one batch.
 ANOTHER_CANDIDATES = 4
+FAMILY_CANDIDATES = 3  # a family chat's first try; flagged ones are dropped before ranking
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +98,14 @@ class BotCore:
         limiters: tuple[Limiter, Limiter] | None = None,
         stats_sections: Sequence[StatsSection] = (),
         suggestions: SetupSuggestions | None = None,
+        content_filter: ContentFilter | None = None,
     ):
         """`stats_sections` add lines to /stats (battles add theirs), so the core needs to know
         nothing of them; `access` is shared with the battles (built from settings if omitted);
         `limiters` (per person, per chat) are this process's unless several processes share
         them (the broker's); `suggestions` are the setups `/joke` alone picks from (the
-        built-in list if omitted)."""
+        built-in list if omitted); `content_filter` is family mode's (the configured one if
+        omitted: `model.safety.build_filter`, which raises `FilterError` for a bad list)."""
         self.settings = settings
         self.storage = storage
         self.generator = generator
@@ -112,16 +116,24 @@ class BotCore:
         self.admin = AdminCommands(settings.model, self.access, generator)
         self.privacy = PrivacyDesk(settings.privacy, storage, clock)
         self.family = FamilyDesk(settings.safety, storage, self.access, clock)
+        self.screen = FamilyScreen(settings.safety, content_filter or build_filter(settings.safety))
+        self.suggestions = suggestions or SetupSuggestions()
+        self.inline = InlineDesk(
+            settings.inline,
+            storage,
+            generator,
+            clock,
+            self.suggestions,
+            self.refusal,
+            self._inline_reply,
+            self.screen,
+        )
         person, chat = limiters or (
             RateLimiter(settings.limits, clock),
             RateLimiter(settings.limits, clock, per_chat=True),
         )
         self.flood = FloodGuard(person, chat, clock)
         self.stats_sections = list(stats_sections)
-        self.suggestions = suggestions or SetupSuggestions()
-        self.inline = InlineDesk(
-            settings.inline, storage, generator, clock, self.suggestions, self.refusal, self._inline_reply
-        )
         self._stats_cache: dict[str, tuple[float, str]] = {}  # "platform:chat" -> (until, text)
         # The stricter of the two limits: the worker would refuse longer setups anyway.
         self.max_setup_chars = min(settings.limits.max_message_chars, settings.model.max_setup_chars)
@@ -184,7 +196,10 @@ class BotCore:
     async def _answer(self, msg: IncomingSetup, ask: Ask) -> OutgoingReply | None:
         text = clean_text(msg.text)
         requests = self.storage.requests
+        family = await self.family.is_family(msg.chat)
         refusal = self.refusal(text)
+        if refusal is None and family and self.screen.offensive(text):
+            refusal = texts.MSG_FAMILY_SETUP
         if refusal is not None:
             request_id = await requests.add(msg.chat, msg.user, text, msg.message_id, self.clock.now())
             await requests.finish(request_id, "refused", self.clock.now(), refusal)
@@ -199,7 +214,7 @@ class BotCore:
         try:
             request_id = await requests.add(msg.chat, msg.user, text, msg.message_id, self.clock.now())
             try:
-                return await self._generate(msg, text, request_id, ask)
+                return await self._generate(msg, text, request_id, ask, family)
             except BaseException as exc:
                 # No request stays "received": whatever happened, it ends with a status.
                 await requests.finish(request_id, "error", self.clock.now(), type(exc).__name__)
@@ -217,13 +232,24 @@ class BotCore:
             return texts.MSG_NO_WORDS.format(example=texts.EXAMPLE_SETUP)
         return None
 
-    async def _generate(self, msg: IncomingSetup, text: str, request_id: int, ask: Ask) -> OutgoingReply:
+    async def _generate(
+        self, msg: IncomingSetup, text: str, request_id: int, ask: Ask, family: bool
+    ) -> OutgoingReply:
         requests = self.storage.requests
         deadline = self.clock.monotonic() + self.settings.worker.timeout_s
-        # "Another one" asks for several and takes the best one not given yet.
-        n = ANOTHER_CANDIDATES if ask.exclude else 1
+        # "Another one" asks for several and takes the best one not given yet; a family chat
+        # asks for a few, so that one is likely to survive the filter.
+        n = ANOTHER_CANDIDATES if ask.exclude else (FAMILY_CANDIDATES if family else 1)
         try:
-            found = await self.generator.punchlines(text, n=n, deadline=deadline)
+            if family:
+                found = await self.screen.punchlines(self.generator, text, n, deadline)
+                if not found:
+                    await requests.finish(
+                        request_id, "refused", self.clock.now(), "family: every candidate flagged"
+                    )
+                    return OutgoingReply(ReplyKind.REFUSAL, texts.MSG_FAMILY_CLEAN)
+            else:
+                found = await self.generator.punchlines(text, n=n, deadline=deadline)
         except (WorkerBusy, WorkerUnavailable, DeadlineExceeded, WorkerClosed) as exc:
             await requests.finish(request_id, "busy", self.clock.now(), type(exc).__name__)
             return OutgoingReply(ReplyKind.BUSY, texts.MSG_BUSY)
