@@ -10,6 +10,7 @@ The project's errors, where each lives, and what raises it:
   + TelegramStartError                bot/telegram/app.py   no / rejected token, API unreachable
   + DiscordStartError                 bot/discord/client.py   bad token, missing intent, offline
   + SetupPoolError                    bot/battles/pool.py   the battle setup file is unusable
+  + LanguageCheckError                bot/core/language.py   the language model cannot be loaded
   + ModelLoadError                    model/types.py   the base model cannot be loaded
     - CTranslate2Error                model/backends/ct2.py   conversion or loading failed
     - OnnxBackendError                model/backends/onnx_errors.py   export, cache or session failed

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, StringConstraints, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from config.errors import PunchlineError
@@ -36,6 +36,14 @@ def _split_list(value: Any) -> Any:
 IdList = Annotated[list[int], NoDecode]
 StrList = Annotated[list[str], NoDecode]
 PathList = Annotated[list[Path], NoDecode]
+# Language codes as the language identifier names them (en, es, zh…), in any case.
+LanguageCodes = Annotated[
+    tuple[
+        Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z]{2,3}$")],
+        ...,
+    ],
+    NoDecode,
+]
 
 
 class _Section(BaseModel):
@@ -284,6 +292,28 @@ class SafetySettings(_Section):
     retries: int = Field(default=1, ge=0, le=3)
 
 
+class LanguageSettings(_Section):
+    """The language check: a setup clearly in a language outside `allowed` gets one line saying
+    so instead of a punchline (bot/core/language.py; measured by bench/language.py)."""
+
+    check: bool = True
+    # A setup in Latin letters is refused only when the identifier gives one language outside
+    # `allowed` at least `min_confidence` and the allowed ones together at most
+    # `max_allowed_probability`. Measured (bench/language.py): English setups it gives to another
+    # language at 0.5 or more (slang such as "wanna", names) still leave English 0.03 or more,
+    # the foreign setups leave it under 0.002; on the Kaggle setups (English by the data set's
+    # account) the rule refuses 0.018%, each of them German, Spanish or French text in fact.
+    # Other scripts need neither condition: English is not written in them.
+    min_confidence: float = Field(default=0.5, gt=0, le=1)
+    max_allowed_probability: float = Field(default=0.01, ge=0, le=1)  # 1: no such condition
+    # Fewer letters than this say too little to tell ("lol", "ok", emoji, numbers): never refused.
+    min_letters: int = Field(default=6, ge=1)
+    # Languages answered, as the identifier names them (py3langid's ISO 639 codes: en, es, zh…).
+    allowed: LanguageCodes = Field(default=("en",), min_length=1)
+
+    _lists = field_validator("allowed", mode="before")(_split_list)
+
+
 class LearningSettings(_Section):
     """Challengers: adapters from `punchline refresh` served beside the current one and judged
     by battles (docs/DESIGN.md, decision 12)."""
@@ -321,6 +351,7 @@ class Settings(BaseSettings):
     safety: SafetySettings = Field(default_factory=SafetySettings)
     learning: LearningSettings = Field(default_factory=LearningSettings)
     inline: InlineSettings = Field(default_factory=InlineSettings)
+    language: LanguageSettings = Field(default_factory=LanguageSettings)
 
 
 class SettingsError(PunchlineError):

@@ -14,6 +14,9 @@ EXAMPLE_SETUP = "Why do Yoda's jokes always suck?"
 MSG_EMPTY = f"Send me a joke setup and I'll find the punchline — e.g. “{EXAMPLE_SETUP}”"
 MSG_TOO_LONG = "That's a bit long for a setup — try one under {limit} characters."
 MSG_NO_WORDS = "I need some words to work with — try a question like “{example}”"
+# A setup clearly in another language (bot/core/language.py): always in English, the one
+# language the model answers in.
+MSG_NOT_ENGLISH = "I only get jokes in English so far — try asking me in English?"
 MSG_IN_FLIGHT = "Still thinking about your last one…"
 MSG_SLOW_DOWN = "Easy there — give me {seconds} s before the next one."
 MSG_CHAT_SLOW_DOWN = "This chat is asking faster than I can answer — give me {seconds} s."

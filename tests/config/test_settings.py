@@ -93,3 +93,18 @@ def test_a_mistyped_or_secret_variable_never_has_its_value_printed(monkeypatch: 
     with pytest.raises(SettingsError) as raised:
         load_settings()
     assert "hunter2" not in str(raised.value)
+
+
+def test_the_language_check_is_on_by_default_and_one_variable_turns_it_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = load_settings().language
+    assert defaults.check is True and defaults.allowed == ("en",)
+    monkeypatch.setenv("PUNCHLINE_LANGUAGE__CHECK", "false")
+    monkeypatch.setenv("PUNCHLINE_LANGUAGE__ALLOWED", "en, ES")
+    language = load_settings().language
+    assert language.check is False
+    assert language.allowed == ("en", "es")
+    monkeypatch.setenv("PUNCHLINE_LANGUAGE__ALLOWED", "english")
+    with pytest.raises(SettingsError, match="PUNCHLINE_LANGUAGE__ALLOWED"):
+        load_settings()
