@@ -14,6 +14,7 @@ database.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -106,8 +107,8 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """Open storage, start the generator, build battles and the core; close all on exit.
 
-    Raises `StorageError`, `ModelLoadError` or `AdapterError` (one clear line each) when a part
-    cannot start; whatever was opened by then is closed again.
+    Raises `StorageError`, `ModelLoadError`, `AdapterError`, `FilterError` or
+    `LanguageCheckError` (one clear line each) when a part cannot start; whatever was opened by then is closed again.
     """
     clock = clock or SystemClock()
     storage = await Storage.open(settings.storage.path, synchronous=settings.storage.synchronous)
@@ -133,6 +134,8 @@ async def open_runtime(
                     stats_sections=sections,
                     suggestions=suggestions,
                 )
+                # Half a second, once: off the loop, and a broken install shows at start-up.
+                await asyncio.to_thread(core.language.load)
                 yield Runtime(settings, clock, storage, generator, core, service)
         finally:
             if service is not None:

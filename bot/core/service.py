@@ -27,6 +27,7 @@ from bot.core.admin import AdminCommands
 from bot.core.family import FamilyDesk, FamilyScreen
 from bot.core.flood import FloodGuard
 from bot.core.inline import InlineDesk
+from bot.core.language import LanguageCheck
 from bot.core.limits import Limiter, RateLimiter
 from bot.core.privacy import PrivacyDesk
 from bot.core.rating_desk import RatingDesk
@@ -99,13 +100,16 @@ class BotCore:
         stats_sections: Sequence[StatsSection] = (),
         suggestions: SetupSuggestions | None = None,
         content_filter: ContentFilter | None = None,
+        language: LanguageCheck | None = None,
     ):
         """`stats_sections` add lines to /stats (battles add theirs), so the core needs to know
         nothing of them; `access` is shared with the battles (built from settings if omitted);
         `limiters` (per person, per chat) are this process's unless several processes share
         them (the broker's); `suggestions` are the setups `/joke` alone picks from (the
         built-in list if omitted); `content_filter` is family mode's (the configured one if
-        omitted: `model.safety.build_filter`, which raises `FilterError` for a bad list)."""
+        omitted: `model.safety.build_filter`, which raises `FilterError` for a bad list);
+        `language` says which setups are clearly not English (its model loads on first use
+        unless `language.load()` ran at start-up)."""
         self.settings = settings
         self.storage = storage
         self.generator = generator
@@ -118,6 +122,7 @@ class BotCore:
         self.family = FamilyDesk(settings.safety, storage, self.access, clock)
         self.screen = FamilyScreen(settings.safety, content_filter or build_filter(settings.safety))
         self.suggestions = suggestions or SetupSuggestions()
+        self.language = language or LanguageCheck(settings.language)
         self.inline = InlineDesk(
             settings.inline,
             storage,
@@ -230,6 +235,8 @@ class BotCore:
             return texts.MSG_TOO_LONG.format(limit=self.max_setup_chars)
         if not has_words(text):
             return texts.MSG_NO_WORDS.format(example=texts.EXAMPLE_SETUP)
+        if self.language.check(text).refused:
+            return texts.MSG_NOT_ENGLISH
         return None
 
     async def _generate(

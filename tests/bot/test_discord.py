@@ -118,10 +118,13 @@ async def test_dm_setup_gets_a_punchline_with_rating_buttons(bot: Bot, world: Di
 
 async def test_right_to_left_and_emoji_setups_reach_the_model_intact(bot: Bot, world: DiscordWorld) -> None:
     bob = world.user("bob")
-    setup = "למה התרנגולת חצתה את הכביש? 🐔"
+    setup = "Why did the תרנגולת cross the road? 🐔"  # English, with a Hebrew word in it
     await bob.send_dm(setup)
     assert [m.content for m in world.dm_bot_messages(bob)] == [PUNCHLINE]
     assert [call.setup for call in bot.generator.calls] == [setup]
+    await bob.send_dm("למה התרנגולת חצתה את הכביש? 🐔")  # Hebrew: one friendly line, no model
+    assert world.dm_bot_messages(bob)[-1].content == core_module.MSG_NOT_ENGLISH
+    assert len(bot.generator.calls) == 1
 
 
 @pytest.mark.parametrize("content_intent", [False, True])

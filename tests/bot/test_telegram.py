@@ -22,6 +22,7 @@ from bot.core.texts import (
     MSG_IN_FLIGHT,
     MSG_NO_MORE,
     MSG_NO_WORDS,
+    MSG_NOT_ENGLISH,
     MSG_RELOAD_REFUSED,
     MSG_SETUP_GONE,
 )
@@ -139,10 +140,11 @@ async def test_typing_is_shown_and_renewed_while_the_model_works(bot: Bot, alice
         ("x" * 10_000, "That's a bit long for a setup"),
         ("\x00\x07\x1b \x08", MSG_EMPTY),
         ("🤣🤣🤣", MSG_NO_WORDS.split("—")[0]),
-        ("لماذا عبر الدجاج الطريق؟", PUNCHLINE),  # right-to-left is a fine setup
+        ("لماذا عبر الدجاج الطريق؟", MSG_NOT_ENGLISH),  # the model answers English only
+        ("Why did the دجاج cross the road?", PUNCHLINE),  # right-to-left inside English is fine
         ("\u202eWhy did the chicken\u202c cross?", PUNCHLINE),
     ],
-    ids=["10k-chars", "control-chars", "emoji-only", "rtl", "bidi-override"],
+    ids=["10k-chars", "control-chars", "emoji-only", "arabic", "rtl-word", "bidi-override"],
 )
 async def test_bad_input_gets_a_clear_answer(bot: Bot, alice: dict, text: str, expected: str) -> None:
     asked = bot.api.push_message(bot.api.private_chat(alice), alice, text)
