@@ -17,7 +17,16 @@ from typing import Any, Protocol
 import discord
 
 from bot.discord.convert import answer_ephemeral
-from bot.payloads import EnterPayload, ForgetPayload, Payload, RatePayload, VotePayload, decode, encode
+from bot.payloads import (
+    AgainPayload,
+    EnterPayload,
+    ForgetPayload,
+    Payload,
+    RatePayload,
+    VotePayload,
+    decode,
+    encode,
+)
 from bot.types import Rating
 
 log = logging.getLogger(__name__)
@@ -48,13 +57,26 @@ class ButtonHandlers(Protocol):
         """/forget's confirmation: erase whoever pressed it."""
         ...
 
+    async def on_again(self, interaction: discord.Interaction[Any]) -> str:
+        """🔁 under a punchline: another one to the same setup."""
+        ...
+
 
 def rating_view() -> discord.ui.View:
-    """The three rating buttons; the message they sit on names the punchline they rate."""
+    """The three rating buttons and 🔁 (another punchline to the same setup); the message they
+    sit on names the punchline they belong to."""
     view = discord.ui.View(timeout=None)
     for rating, (label, emoji, style) in _RATING_BUTTONS.items():
         custom_id = encode(RatePayload(rating))
         view.add_item(discord.ui.Button(label=label, emoji=emoji, style=style, custom_id=custom_id))
+    view.add_item(
+        discord.ui.Button(
+            label="Another one",
+            emoji="🔁",
+            style=discord.ButtonStyle.primary,
+            custom_id=encode(AgainPayload()),
+        )
+    )
     return view
 
 
@@ -92,6 +114,8 @@ def button_class(handlers: ButtonHandlers) -> type[discord.ui.DynamicItem[Any]]:
                 return await handlers.on_enter(interaction)
             if isinstance(payload, ForgetPayload):
                 return await handlers.on_forget(interaction)
+            if isinstance(payload, AgainPayload):
+                return await handlers.on_again(interaction)
             log.info("a button with a custom_id that does not decode: %r", self.custom_id)
             return FORGED_TEXT
 

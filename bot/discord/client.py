@@ -141,9 +141,20 @@ def register_handlers(
     tree = client.tree
 
     @tree.command(name="joke", description="Give me a joke setup and I'll answer with a punchline")
-    @app_commands.describe(setup="The setup, e.g. Why did the chicken cross the road?")
-    async def joke(interaction: discord.Interaction[Any], setup: str) -> None:
-        await bot.slash_joke(interaction, setup)
+    @app_commands.describe(
+        setup="The setup, e.g. Why did the chicken cross the road? (empty: I pick one)",
+        count="How many punchlines, each its own message (1-3)",
+    )
+    async def joke(
+        interaction: discord.Interaction[Any],
+        setup: str | None = None,
+        count: app_commands.Range[int, 1, 3] = 1,
+    ) -> None:
+        await bot.slash_joke(interaction, setup, count)
+
+    @tree.context_menu(name="Punchline this")
+    async def punchline_this(interaction: discord.Interaction[Any], message: discord.Message) -> None:
+        await bot.context_punchline(interaction, message)
 
     @tree.command(name="stats", description="How my punchlines have been rated here")
     async def stats(interaction: discord.Interaction[Any]) -> None:

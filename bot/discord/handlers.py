@@ -37,7 +37,7 @@ from bot.discord.convert import (
 )
 from bot.discord.in_flight import InFlight
 from bot.payloads import RatePayload, VotePayload
-from bot.types import ChatRef, IncomingSetup, OutgoingReply, Platform, UserRef
+from bot.types import ChatRef, IncomingSetup, MessageRef, OutgoingReply, Platform, UserRef
 
 if TYPE_CHECKING:
     from bot.discord.battles import DiscordBattleUI
@@ -53,6 +53,12 @@ CANNOT_READ_TEXT = (
     "I can't read replies that don't ping me. Mention me (@me) with your setup, "
     "or use /joke setup:<your setup>."
 )
+NO_TEXT_TEXT = "That message has no text I can read as a setup."
+SEND_FAILED_TEXT = "I couldn't post in this channel, sorry."
+ANSWERED_TEXT = "Answered in the channel."
+ANOTHER_TEXT = "🔁 Another one, posted."
+SLOW_DOWN_TEXT = "Not so fast — try again in a moment."
+MAX_JOKES = 3  # /joke count:<1-3>
 
 # Message types that people write; joins, pins, boosts and the like are never setups.
 _USER_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
@@ -73,8 +79,12 @@ class DiscordHandlers:
         self.core = core
         self.battle_ui = battle_ui  # battle buttons are routed there
 
-    async def slash_joke(self, interaction: discord.Interaction[Any], setup: str) -> None:
-        """`/joke setup:<text>`: defer (Discord shows "thinking"), generate, answer."""
+    async def slash_joke(
+        self, interaction: discord.Interaction[Any], setup: str | None, count: int = 1
+    ) -> None:
+        """`/joke setup:<text> count:<1-3>`: defer (Discord shows "thinking"), generate, answer
+        with `count` punchlines as separate messages, so each is rated on its own (the later
+        ones never repeat an earlier one). Without a setup the bot picks one for each."""
         chat = chat_ref_for_interaction(interaction)
         user = user_ref(interaction.user)
         if not self._allowed(chat, user):
@@ -85,12 +95,55 @@ class DiscordHandlers:
             return
         with self.in_flight.tracked():
             await interaction.response.defer(thinking=True)
-            reply = await self.core.handle_setup(IncomingSetup(chat, user, setup, addressed=True))
+            previous: MessageRef | None = None
+            for _ in range(max(1, min(count, MAX_JOKES))):
+                if setup is None:
+                    reply = await self.core.joke_on_request(chat, user)
+                elif previous is None:
+                    reply = await self.core.handle_setup(IncomingSetup(chat, user, setup, addressed=True))
+                else:
+                    reply = await self.core.another(previous, user)
+                if reply is None:
+                    await interaction.followup.send(NOT_ALLOWED_TEXT, ephemeral=True)
+                    return
+                sent = await interaction.followup.send(fit(reply.text), wait=True, view=_buttons(reply))
+                await self._link(reply, chat, sent.id)
+                if not reply.rateable:
+                    return  # a refusal or "busy": said once, not count times
+                previous = message_ref(chat, sent.id)
+
+    async def context_punchline(
+        self, interaction: discord.Interaction[Any], message: discord.Message
+    ) -> None:
+        """ "Punchline this" (a message's context menu): answer that message as a setup, in the
+        channel, as a reply to it with the rating buttons; anything else is said privately."""
+        chat = chat_ref_for_interaction(interaction)
+        user = user_ref(interaction.user)
+        if not self._allowed(chat, user):
+            await answer_ephemeral(interaction, NOT_ALLOWED_TEXT)
+            return
+        if not message.content.strip():
+            await answer_ephemeral(interaction, NO_TEXT_TEXT)
+            return
+        if self.in_flight.stopping:
+            await answer_ephemeral(interaction, RESTARTING_TEXT)
+            return
+        with self.in_flight.tracked():
+            # Private "thinking…" while the model works: a refusal stays between us.
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            reply = await self.core.handle_setup(IncomingSetup(chat, user, message.content, addressed=True))
             if reply is None:
                 await interaction.followup.send(NOT_ALLOWED_TEXT, ephemeral=True)
                 return
-            sent = await interaction.followup.send(fit(reply.text), wait=True, view=_buttons(reply))
+            if not reply.rateable:
+                await interaction.followup.send(fit(reply.text), ephemeral=True)
+                return
+            sent = await self._reply(message, reply.text, view=_buttons(reply))
+            if sent is None:
+                await interaction.followup.send(SEND_FAILED_TEXT, ephemeral=True)
+                return
             await self._link(reply, chat, sent.id)
+            await interaction.followup.send(ANSWERED_TEXT, ephemeral=True)
 
     async def slash_stats(self, interaction: discord.Interaction[Any]) -> None:
         chat = chat_ref_for_interaction(interaction)
@@ -241,6 +294,28 @@ class DiscordHandlers:
         if ref is None:
             return FORGED_TEXT
         return await self.core.ratings.rate(ref, user_ref(interaction.user), payload.rating)
+
+    async def on_again(self, interaction: discord.Interaction[Any]) -> str:
+        """🔁: a new punchline to the same setup, as a reply to the punchline pressed; the
+        private answer says what happened."""
+        ref = interaction_message_ref(interaction)
+        if ref is None or interaction.message is None:
+            return FORGED_TEXT
+        chat, user = ref.chat, user_ref(interaction.user)
+        if not self._allowed(chat, user):
+            return NOT_ALLOWED_TEXT
+        # Generating takes longer than Discord's 3 s for a first answer.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        reply = await self.core.another(ref, user)
+        if reply is None:
+            return SLOW_DOWN_TEXT
+        if not reply.rateable:
+            return reply.text
+        sent = await self._reply(interaction.message, reply.text, view=_buttons(reply))
+        if sent is None:
+            return SEND_FAILED_TEXT
+        await self._link(reply, chat, sent.id)
+        return ANOTHER_TEXT
 
     async def on_vote(self, interaction: discord.Interaction[Any], payload: VotePayload) -> str:
         if self.battle_ui is None:

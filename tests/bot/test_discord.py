@@ -109,7 +109,7 @@ async def test_dm_setup_gets_a_punchline_with_rating_buttons(bot: Bot, world: Di
     assert answer.content == PUNCHLINE
     assert answer.reference is not None and answer.reference.message_id == asked.id
     await reply_for(bot, answer)  # linked to its stored reply
-    assert custom_ids(answer) == [f"1:rate:{r.value}" for r in Rating]
+    assert custom_ids(answer) == [f"1:rate:{r.value}" for r in Rating] + ["1:again"]
     assert [call.setup for call in bot.generator.calls] == [SETUP]
     assert world.requests("POST", f"/channels/{bob.dm_channel.id}/typing"), "no typing indicator"
     # Punchlines echo user text: the bot never lets them ping anyone.
@@ -269,7 +269,7 @@ async def test_slash_joke_answers_with_rating_buttons(bot: Bot, world: DiscordWo
     assert result.response.content == PUNCHLINE
     answer = result.response.message
     await reply_for(bot, answer)  # linked to its stored reply
-    assert custom_ids(answer) == [f"1:rate:{r.value}" for r in Rating]
+    assert custom_ids(answer) == [f"1:rate:{r.value}" for r in Rating] + ["1:again"]
     assert bot.generator.calls[-1].setup == SETUP
 
 
@@ -533,3 +533,68 @@ async def test_a_failing_slash_command_answers_kindly(bot: Bot, world: DiscordWo
     shown = [m.content for m in [result.response, *result.followups] if m is not None]
     assert SORRY_TEXT in shown
     assert not any("Traceback" in text or "500" in text for text in shown)
+
+
+# -- punchlines on request ---------------------------------------------------------------------
+
+
+async def test_punchline_this_answers_the_target_message_in_the_channel(
+    bot: Bot, world: DiscordWorld
+) -> None:
+    alice, bob = world.member("alice"), world.member("bob")
+    target = await alice.send(world.channel, "Why do Yoda's jokes always suck?")
+    result = await bob.context_menu(world.channel, "Punchline this", target)
+
+    assert result.ephemeral and result.response is not None
+    assert result.response.content == "Answered in the channel."
+    answer = world.last_bot_message(world.channel)
+    assert answer.content == PUNCHLINE
+    assert answer.reference is not None and answer.reference.message_id == target.id
+    assert custom_ids(answer) == [f"1:rate:{r.value}" for r in Rating] + ["1:again"]
+    await reply_for(bot, answer)
+    assert [c.setup for c in bot.generator.calls] == ["Why do Yoda's jokes always suck?"]
+
+
+async def test_punchline_this_on_a_message_it_cannot_answer_says_so_privately(
+    bot: Bot, world: DiscordWorld
+) -> None:
+    alice, bob = world.member("alice"), world.member("bob")
+    spanish = await alice.send(world.channel, "¿Por qué el pollo cruzó la carretera?")
+    result = await bob.context_menu(world.channel, "Punchline this", spanish)
+    assert result.ephemeral and result.response is not None
+    assert result.response.content == core_module.MSG_NOT_ENGLISH
+    assert world.bot_messages(world.channel) == []  # nothing in the channel
+    assert bot.generator.calls == []
+
+
+async def test_slash_joke_count_three_sends_three_different_punchlines(bot: Bot, world: DiscordWorld) -> None:
+    # A server channel is in family mode: 3 candidates for the first, 4 for each "another one".
+    bot.generator.answer_with(*["One."] * 3, *["Two."] * 4, "Three.")
+    result = await world.member("alice").slash(world.channel, "joke", setup=SETUP, count=3)
+    assert result.response is not None and result.response.content == "One."
+    sent = [m.content for m in world.bot_messages(world.channel)]
+    assert sent == ["One.", "Two.", "Three."]
+    for message in world.bot_messages(world.channel):
+        await reply_for(bot, message)  # each rateable on its own
+    assert {c.setup for c in bot.generator.calls} == {SETUP}
+
+
+async def test_slash_joke_without_a_setup_answers_one_it_picks(bot: Bot, world: DiscordWorld) -> None:
+    result = await world.member("alice").slash(world.channel, "joke")
+    assert result.response is not None
+    [asked] = bot.generator.calls
+    assert result.response.content == f"{asked.setup}\n\n{PUNCHLINE}"
+
+
+async def test_another_one_button_posts_a_new_punchline(bot: Bot, world: DiscordWorld) -> None:
+    bot.generator.answer_with("First.", "First.", "Second.")
+    alice = world.member("alice")
+    first = (await alice.slash(world.channel, "joke", setup=SETUP)).response
+    assert first is not None
+    pressed = await alice.click(first.message, custom_id="1:again")
+    assert pressed.ephemeral and pressed.response is not None
+    assert pressed.response.content == "🔁 Another one, posted."
+    latest = world.last_bot_message(world.channel)
+    assert latest.content == "Second." and latest.reference is not None
+    assert latest.reference.message_id == first.message.id
+    await reply_for(bot, latest)
