@@ -14,6 +14,7 @@ from bot.battles.state import Refusal
 from bot.battles.timers import RoundTimers
 from bot.clock import Clock
 from bot.core.access import Access
+from bot.core.family import FamilyGuard
 from bot.storage import Storage
 from bot.types import ChatRef, Platform, UserRef
 from config.settings import BattleSettings
@@ -40,11 +41,13 @@ class Entries:
         access: Access,
         rounds: Rounds,
         timers: RoundTimers,
+        family: FamilyGuard,
     ):
         self.settings = settings
         self.storage = storage
         self.clock = clock
         self.access = access
+        self.family = family
         self.rounds = rounds
         self.timers = timers
 
@@ -73,6 +76,9 @@ class Entries:
         cleaned = state.clean_entry(text, self.settings.max_entry_chars)
         if isinstance(cleaned, Refusal):
             return cleaned.answer()
+        if await self.family.blocks(battle.chat, cleaned):
+            # Never stored, so never on a ballot; the author alone is told (privately).
+            return Answer.refuse(views.MSG_ENTRY_WITHHELD, RefusalReason.FAMILY)
         async with self.rounds.lock(battle.id):
             full = await self._full(battle, user)
             if full is not None:

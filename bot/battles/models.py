@@ -193,6 +193,7 @@ class RefusalReason(StrEnum):
     ANONYMOUS = "anonymous"  # an anonymous admin: no person to credit
     ROUND_FULL = "round_full"  # the round has as many entries as a ballot can show
     NOTHING_RUNNING = "nothing_running"
+    FAMILY = "family"  # offensive in a family chat: withheld, said to the author only
 
 
 @dataclass(frozen=True, slots=True)

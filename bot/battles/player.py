@@ -16,11 +16,14 @@ from bot.battles import state
 from bot.battles.models import Battle
 from bot.battles.state import Refusal
 from bot.clock import Clock
+from bot.core.family import FamilyGuard
 from bot.storage import Storage
 from config.settings import BattleSettings
 from model.types import GenerationError, Generator
 
 log = logging.getLogger(__name__)
+
+FAMILY_CANDIDATES = 3  # in a family chat: a few, so that a clean one likely survives the filter
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +36,20 @@ class BotPunchline:
 class BotPlayer:
     """Generates the bot's entries and records them as replies."""
 
-    def __init__(self, settings: BattleSettings, storage: Storage, generator: Generator, clock: Clock):
+    def __init__(
+        self,
+        settings: BattleSettings,
+        storage: Storage,
+        generator: Generator,
+        clock: Clock,
+        family: FamilyGuard,
+    ):
+        """`family` screens the bot's entries in family chats, as the core screens replies."""
         self.settings = settings
         self.storage = storage
         self.generator = generator
         self.clock = clock
+        self.family = family
 
     @property
     def plays(self) -> bool:
@@ -59,14 +71,21 @@ class BotPlayer:
         Each request's deadline is the round's entry deadline; a version that fails, runs out
         of time or says nothing playable is left out (logged), never raised.
         """
+        family = await self.family.desk.is_family(battle.chat)
         for version in self.versions():
             left = (battle.entry_deadline - self.clock.now()).total_seconds()
             if left <= 0:
                 return
+            deadline = self.clock.monotonic() + left
             try:
-                lines = await self.generator.punchlines(
-                    battle.setup, n=1, deadline=self.clock.monotonic() + left, version=version
-                )
+                if family:
+                    lines = await self.family.screen.punchlines(
+                        self.generator, battle.setup, FAMILY_CANDIDATES, deadline, version
+                    )
+                else:
+                    lines = await self.generator.punchlines(
+                        battle.setup, n=1, deadline=deadline, version=version
+                    )
             except GenerationError as exc:
                 log.warning("battle %d: the bot has no entry (%s)", battle.id, exc)
                 continue

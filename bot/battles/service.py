@@ -33,14 +33,18 @@ from bot.battles.state import Refusal
 from bot.battles.timers import RETRY_S, RoundTimers
 from bot.clock import Clock
 from bot.core.access import Access
+from bot.core.family import FamilyDesk, FamilyGuard, FamilyScreen
 from bot.core.ratings import verdict_for_rating
 from bot.storage import Storage
 from bot.storage.records import RatingValue
 from bot.types import ChatKind, ChatRef, Platform, Rating, UserRef
 from config.settings import Settings
+from model.safety import build_filter
 from model.types import Generator
 
 log = logging.getLogger(__name__)
+
+FAMILY_PICKS = 10  # pool setups tried in a family chat before giving up
 
 BATTLE_SOURCE = "battle"  # the rating source of votes for the bot's entries
 _SORRY = Answer.refuse(views.MSG_RETRY)
@@ -60,10 +64,12 @@ class BattleService:
         pool: SetupPool | None = None,
         rng: random.Random | None = None,
         retry_s: float = RETRY_S,
+        family: FamilyGuard | None = None,
     ):
         """`access` holds the allow-lists and admins; `rng` shuffles ballots and picks setups
         (seed it in tests); `pool` replaces the setup file (tests); `retry_s` is the first wait
-        before a failed phase change (or post) is tried again."""
+        before a failed phase change (or post) is tried again; `family` is family mode's check
+        (the core's, shared; built from the settings if omitted)."""
         self.settings = settings.battles
         self.max_setup_chars = settings.model.max_setup_chars
         self.storage = storage
@@ -73,10 +79,16 @@ class BattleService:
         self.pool = pool or SetupPool(
             settings.battles.setups, settings.model.max_setup_chars, settings.battles.max_entry_chars
         )
-        player = BotPlayer(settings.battles, storage, generator, clock)
+        self.family = family or FamilyGuard(
+            FamilyDesk(settings.safety, storage, access, clock),
+            FamilyScreen(settings.safety, build_filter(settings.safety)),
+        )
+        player = BotPlayer(settings.battles, storage, generator, clock, self.family)
         self.rounds = Rounds(settings.battles, storage, player, clock, self.rng)
         self.timers = RoundTimers(self.rounds, retry_s, settings.battles.resume_grace_s)
-        self.entries = Entries(settings.battles, storage, clock, access, self.rounds, self.timers)
+        self.entries = Entries(
+            settings.battles, storage, clock, access, self.rounds, self.timers, self.family
+        )
         self.challengers = Challengers(
             settings.learning, storage, generator, clock, configured=settings.model.adapter
         )
@@ -140,10 +152,14 @@ class BattleService:
         given = state.clean_setup(setup, self.max_setup_chars)
         if isinstance(given, Refusal):
             return given.answer()
+        if given is not None and await self.family.blocks(chat, given):
+            return Answer.refuse(views.MSG_FAMILY_SETUP, RefusalReason.FAMILY)
         picked = await self._setup_and_classic(chat, given)
         if isinstance(picked, Answer):
             return picked
         text, classic, source = picked
+        if classic is not None and await self.family.blocks(chat, classic):
+            classic = None  # the corpus answer is not for a family chat: the round goes without it
         now = self.clock.now()
         battle = await self.storage.battles.create(
             chat,
@@ -189,6 +205,14 @@ class BattleService:
                 chat.platform, chat.chat_id, self.settings.recent_setups
             )
             picked = await asyncio.to_thread(self.pool.pick, recent, self.rng)
+            for _ in range(FAMILY_PICKS):  # r/Jokes setups: some are not for a family chat
+                if picked is None or not await self.family.blocks(chat, picked.setup):
+                    break
+                recent = {*recent, picked.key}
+                picked = await asyncio.to_thread(self.pool.pick, recent, self.rng)
+            else:
+                if picked is not None and await self.family.blocks(chat, picked.setup):
+                    return Answer.refuse(views.MSG_FAMILY_NO_SETUP, RefusalReason.NO_SETUP)
         except SetupPoolError as exc:
             log.error("battle setup pool: %s", exc)
             return Answer.refuse(

@@ -34,6 +34,9 @@ MSG_NOT_PERMITTED = "Sorry, I can't play with you here."
 MSG_NO_SUCH_BATTLE = "That battle doesn't exist."
 MSG_BAD_BUTTON = "That button isn't valid."
 MSG_RETRY = "Something went wrong — please try again."
+MSG_FAMILY_SETUP = "Family mode is on here — let's battle over a cleaner setup."
+MSG_FAMILY_NO_SETUP = "I couldn't find a family-friendly setup just now. Give one yourself: /battle <setup>"
+MSG_ENTRY_WITHHELD = "Your punchline was withheld: family mode is on in that chat. Try a cleaner one?"
 MSG_PROMOTE_REFUSED = "Sorry — only the bot's admins can promote a model version."
 
 

@@ -99,3 +99,15 @@ class FamilyScreen:
                 return clean
             log.info("family mode: all %d candidates flagged (try %d)", len(found), attempt + 1)
         return []
+
+
+class FamilyGuard:
+    """Family mode's check of a text in a chat: flagged only where the chat is a family one
+    (the battles' setups, entries and the classic)."""
+
+    def __init__(self, desk: FamilyDesk, screen: FamilyScreen):
+        self.desk = desk
+        self.screen = screen
+
+    async def blocks(self, chat: ChatRef, text: str) -> bool:
+        return await self.desk.is_family(chat) and self.screen.offensive(text)

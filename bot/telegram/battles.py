@@ -163,6 +163,11 @@ class TelegramBattleUI:
             await self.sender.delete(message.chat_id, message.message_id)
             if answer.replaced:
                 self.sender.queue(message.chat_id, f"{user.name}: {answer.text}")
+        elif answer.reason is RefusalReason.FAMILY:
+            # Withheld in a family chat: out of sight, and the author alone is told (a private
+            # message reaches them if they ever started the bot; otherwise it is logged).
+            await self.sender.delete(message.chat_id, message.message_id)
+            self.sender.queue(int(user.user_id), answer.text)
         elif answer.reason is not RefusalReason.NOT_PERMITTED:
             self._reply(message, answer)
         raise ApplicationHandlerStop

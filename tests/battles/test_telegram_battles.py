@@ -19,7 +19,7 @@ import pytest
 
 from bot.battles.models import Phase
 from bot.battles.service import BattleService
-from bot.battles.views import MSG_PROMOTE_REFUSED
+from bot.battles.views import MSG_ENTRY_WITHHELD, MSG_PROMOTE_REFUSED
 from bot.clock import ManualClock
 from bot.core.service import BotCore
 from bot.storage import Storage
@@ -378,3 +378,20 @@ async def test_promote_is_for_the_bots_admins_over_the_real_stack(api: FakeBotAP
         unknown = api.push_command(group, owner, "promote", "v9")
         answer = await api.wait_for("sendMessage", lambda c: c.replies_to(unknown))
         assert answer.params["text"].startswith("v9 is not being served (served: ")
+
+
+async def test_a_flagged_group_reply_entry_is_removed_and_its_author_told_privately(
+    api: FakeBotAPI, tmp_path: Path
+) -> None:
+    group = api.group_chat(-100778, "School")  # a group: family mode is on by default
+    alice, bob = api.user(41, "Alice"), api.user(42, "Bob")
+    async with running_bot(api, make_settings(api, tmp_path / "bot.db"), ManualClock()) as bot:
+        api.push_command(group, alice, "battle", SETUP)
+        announcement = await api.wait_for("sendMessage", sent_with("Joke battle #1"))
+        rude = api.push_message(group, bob, "Because he was a sh1thead.", reply_to=announcement.result)
+        await api.wait_for("deleteMessage", lambda c: c.params["message_id"] == rude["message_id"])
+        told = await api.wait_for("sendMessage", lambda c: c.chat_id == bob["id"])
+        assert told.params["text"] == MSG_ENTRY_WITHHELD
+        assert not api.calls_of("sendMessage", lambda c: c.chat_id == group["id"] and c.replies_to(rude))
+        entries = await bot.service.storage.battle_entries.entries(1)
+        assert "Because he was a sh1thead." not in [e.text for e in entries]
