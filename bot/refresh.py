@@ -35,6 +35,7 @@ from config.settings import Settings
 from model.adapter_meta import DPO, KTO, AdapterMetadata, GateResult
 from training.align import AlignOptions, plan, run
 from training.errors import NotEnoughFeedback
+from training.gate import family_flagger
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ async def refresh(settings: Settings, options: RefreshOptions, clock: Clock) -> 
         lines.append(plan(align).describe(align))
         return RefreshReport(new, align.method, parent, lines=lines)
 
-    result = run(align)
+    result = run(align, flagger=family_flagger(settings.safety))
     if result.interrupted:
         lines.append(f"interrupted at step {result.global_step}: nothing registered")
         return RefreshReport(new, align.method, parent, align.output, interrupted=True, lines=lines)

@@ -346,8 +346,8 @@ def run(
 ) -> AlignResult:
     """Align, write the adapter directory, run the gate and record it.
 
-    `callbacks` are extra Trainer callbacks; `flagger` a family-mode filter for the gate's flag
-    rate (none exists yet). Raises `NotEnoughFeedback`, `OutputExistsError`, `AdapterError`,
+    `callbacks` are extra Trainer callbacks; `flagger` family mode's filter for the gate's flag
+    rate (`training.gate.family_flagger`; None skips that check). Raises `NotEnoughFeedback`, `OutputExistsError`, `AdapterError`,
     `DataError` or `TrainingError` with one line each.
     """
     import torch

@@ -382,6 +382,7 @@ def tuning_options(
 
 def _align(args: argparse.Namespace) -> int:
     from training.align import plan, run
+    from training.gate import family_flagger
 
     if args.output is None and not args.dry_run:
         raise PunchlineError("--output DIR is required (the adapter directory to write)")
@@ -389,7 +390,7 @@ def _align(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(plan(options).describe(options))
         return 0
-    result = run(options)
+    result = run(options, flagger=family_flagger(settings_from_args(args).safety))
     if not result.is_main:
         return EXIT_INTERRUPTED if result.interrupted else 0
     if result.interrupted:
@@ -450,7 +451,7 @@ def _eval(args: argparse.Namespace) -> int:
 def _gate(args: argparse.Namespace) -> int:
     """`punchline eval --parent`: the offline gate, printed (and written as gate.json)."""
     from training.feedback import read_feedback
-    from training.gate import GateOptions, HeldOut, run_gate
+    from training.gate import GateOptions, HeldOut, family_flagger, run_gate
     from training.preferences import build_preferences
 
     held_out = None
@@ -464,7 +465,13 @@ def _gate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
     )
     result = run_gate(
-        _base_model(args), args.adapter, args.parent, args.data, held_out=held_out, options=options
+        _base_model(args),
+        args.adapter,
+        args.parent,
+        args.data,
+        held_out=held_out,
+        options=options,
+        flagger=family_flagger(settings_from_args(args).safety),
     )
     print(result.describe())
     if args.output_dir is not None:

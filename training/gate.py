@@ -8,7 +8,7 @@ scored on the corpus's test split and the held-out (newest) preference data:
 | gold loss | the candidate's loss on the test split's original punchlines is at most `max_loss_increase` (3%) above the parent's: preference tuning may trade a little corpus likelihood, not more |
 | echo rate, empty rate | the candidate's greedy replies echo the setup / say nothing no more often |
 | distinct-1, distinct-2 | its replies are no less varied |
-| flag rate | a family-mode `flagger` flags its replies no more often; skipped while no filter exists (none does yet: pass one in when it does) |
+| flag rate | family mode's filter (`family_flagger`, the configured `model.safety` filter) flags its replies no more often; skipped when no `flagger` is passed |
 | preference accuracy | its implicit reward ranks held-out human judgements right more often than the parent's: above 0.5 (battle pairs and rated replies each a check of their own) |
 
 The preference accuracy needs care to mean something. The implicit reward of a model is
@@ -34,8 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from config.settings import SafetySettings
 from model.adapter_meta import AdapterMetadata, GateCheck, GateResult
 from model.loading import resolve_adapter
+from model.safety import build_filter
 from model.types import AdapterError
 from training.evaluate import ReplyStats, load_test_split, reply_stats, token_loss
 from training.preferences import DpoPair, KtoRow
@@ -51,10 +53,16 @@ PARENT, CANDIDATE = "parent", "candidate"  # the two adapters' names on the shar
 
 
 class Flagger(Protocol):
-    """A family-mode filter: whether a punchline is inappropriate. None exists yet; the gate
-    measures a flag rate as soon as one is passed in."""
+    """A family-mode filter: whether a punchline is inappropriate (`family_flagger`)."""
 
     def __call__(self, punchline: str) -> bool: ...
+
+
+def family_flagger(settings: SafetySettings) -> Flagger:
+    """Family mode's configured filter as the gate's flagger: the same rule the bot applies in
+    family chats. Raises `FilterError` for an unusable word list."""
+    content_filter = build_filter(settings)
+    return lambda punchline: content_filter.check(punchline).flagged
 
 
 @dataclass(frozen=True, slots=True)
