@@ -6,8 +6,10 @@ import logging
 import re
 from pathlib import Path
 
+from bot.clock import Clock
 from bot.core import texts
 from bot.core.access import Access
+from bot.storage import Storage
 from bot.types import Platform, UserRef
 from config.errors import PunchlineError
 from config.settings import ModelSettings
@@ -30,6 +32,9 @@ def without_paths(text: str) -> str:
     return _PATH.sub(lambda m: Path(m.group(0).rstrip("/\\")).name or "…", text)
 
 
+RELOADED = "reload"  # the actor of version events a reload records
+
+
 def serving_version(generator: Generator) -> str:
     """The version serving now (the generator's first), "unknown" if it cannot say."""
     try:
@@ -43,10 +48,16 @@ def serving_version(generator: Generator) -> str:
 class AdminCommands:
     """What admins may ask of the running bot."""
 
-    def __init__(self, model: ModelSettings, access: Access, generator: Generator):
+    def __init__(
+        self, model: ModelSettings, access: Access, generator: Generator, storage: Storage, clock: Clock
+    ):
+        """`storage` holds the version registry: a reload is recorded there with its directory,
+        so the version it made current is served again after a restart."""
         self.model = model
         self.access = access
         self.generator = generator
+        self.storage = storage
+        self.clock = clock
 
     async def reload_adapter(self, user: UserRef, adapter_dir: str | None) -> str:
         """An admin's ``/reload [adapter_dir]``: serve another adapter without a restart.
@@ -87,6 +98,23 @@ class AdminCommands:
                 path=shown(str(path)), reason=texts.MSG_RELOAD_UNEXPECTED, old=serving_version(generator)
             )
         log.info("%s reloaded the adapter: now serving %s from %s (was %s)", who, new, path, old)
+        await self._record(new, old, path)
         if new == old:
             return texts.MSG_RELOADED_SAME.format(new=new, path=shown(str(path)))
         return texts.MSG_RELOADED.format(new=new, old=old)
+
+    async def _record(self, new: str, old: str, path: Path) -> None:
+        """The reloaded version is current in the registry, with its directory; a failure is
+        logged (the reload itself worked)."""
+        versions = self.storage.versions
+        try:
+            now = self.clock.now()
+            where = str(path.resolve())
+            await versions.register(new, where, old if old != "unknown" else None, RELOADED, now)
+            current = await versions.current()
+            if current is None or current.version != new:
+                await versions.promote(
+                    new, current.version if current else None, RELOADED, f"/reload from {where}", now
+                )
+        except Exception:
+            log.exception("could not record the reload of %s in the version registry", new)

@@ -117,7 +117,7 @@ class BotCore:
         self.access = access or Access(settings)
         self.emoji_map = ratings.EmojiMap.from_settings(settings.ratings)
         self.ratings = RatingDesk(storage, clock, self.emoji_map, on_rated=self._stats_changed)
-        self.admin = AdminCommands(settings.model, self.access, generator)
+        self.admin = AdminCommands(settings.model, self.access, generator, storage, clock)
         self.privacy = PrivacyDesk(settings.privacy, storage, clock)
         self.family = FamilyDesk(settings.safety, storage, self.access, clock)
         self.screen = FamilyScreen(settings.safety, content_filter or build_filter(settings.safety))

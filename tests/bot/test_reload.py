@@ -58,6 +58,12 @@ async def test_the_real_worker_swaps_through_the_core(storage) -> None:
         assert await served_version(core) == "v1"
         assert await core.admin.reload_adapter(ADMIN, "adapters/v2") == "Now serving v2 (was v1)."
         assert await served_version(core) == "v2"
+        # Recorded as current with its directory, so a restart serves it again.
+        current = await storage.versions.current()
+        assert current is not None and current.version == "v2" and current.parent == "v1"
+        assert current.path == str(Path("adapters/v2").resolve())
+        [event] = [e for e in await storage.versions.events("v2") if e.event == "promoted"]
+        assert event.actor == "reload" and "/reload from" in event.reason
     finally:
         await worker.close()
 
