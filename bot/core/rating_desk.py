@@ -236,7 +236,7 @@ class RatingDesk:
         press, who = self._presses, (_key(ref), f"{user.platform}:{user.user_id}", source)
         self._newest[who] = press
         try:
-            reply = await self._reply_for_press(ref)
+            reply = await self.reply_for_press(ref)
             if reply is None:
                 return MSG_STALE
             verdict = ratings.Verdict() if rating is None else ratings.verdict_for_rating(rating)
@@ -258,8 +258,9 @@ class RatingDesk:
                 del self._newest[who]
         return rated_text(rating)
 
-    async def _reply_for_press(self, ref: MessageRef) -> ReplyRecord | None:
-        """The punchline a pressed message carries, waiting a moment if it is not linked yet."""
+    async def reply_for_press(self, ref: MessageRef) -> ReplyRecord | None:
+        """The punchline a pressed message carries, waiting a moment if it is not linked yet
+        (a button pressed the instant its message arrived). None: not a punchline of ours."""
         reply = await self.storage.requests.find_reply(ref)
         if reply is not None or not self._link_due(ref):
             return reply

@@ -177,7 +177,8 @@ class BotCore:
         if user.is_bot:
             return None
         try:
-            reply = await self.storage.requests.find_reply(ref)
+            # A press right after the reply was sent may beat its link: wait for it a moment.
+            reply = await self.ratings.reply_for_press(ref)
             setup = await self.storage.requests.setup_of(reply.id) if reply else None
             if reply is None or setup is None:
                 return OutgoingReply(ReplyKind.REFUSAL, texts.MSG_SETUP_GONE)
