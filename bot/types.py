@@ -71,6 +71,14 @@ class IncomingSetup:
     text: str
     addressed: bool
     message_id: str | None = None
+    # Whose words the setup is when not the asker's (🔁 on someone's setup, "Punchline this" on
+    # someone's message): the stored request belongs to them, so their /forget and opt-out
+    # follow their words; limits still apply to `user`.
+    author: UserRef | None = None
+
+    @property
+    def words_of(self) -> UserRef:
+        return self.author or self.user
 
 
 @dataclass(frozen=True, slots=True)

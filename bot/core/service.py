@@ -179,14 +179,15 @@ class BotCore:
         try:
             # A press right after the reply was sent may beat its link: wait for it a moment.
             reply = await self.ratings.reply_for_press(ref)
-            setup = await self.storage.requests.setup_of(reply.id) if reply else None
-            if reply is None or setup is None:
+            asked = await self.storage.requests.setup_of(reply.id) if reply else None
+            if asked is None:
                 return OutgoingReply(ReplyKind.REFUSAL, texts.MSG_SETUP_GONE)
+            setup, author = asked
             given = await self.storage.requests.given_for(ref.chat, setup)
         except Exception:
             log.exception("could not read the reply under an 'another one' press")
             return OutgoingReply(ReplyKind.ERROR, texts.MSG_ERROR)
-        msg = IncomingSetup(ref.chat, user, setup, True)
+        msg = IncomingSetup(ref.chat, user, setup, True, author=author)
         return await self._ask(msg, Ask(exclude=frozenset(same_punchline(t) for t in given)))
 
     async def _ask(self, msg: IncomingSetup, ask: Ask) -> OutgoingReply | None:
@@ -207,7 +208,7 @@ class BotCore:
         if refusal is None and family and self.screen.offensive(text):
             refusal = texts.MSG_FAMILY_SETUP
         if refusal is not None:
-            request_id = await requests.add(msg.chat, msg.user, text, msg.message_id, self.clock.now())
+            request_id = await requests.add(msg.chat, msg.words_of, text, msg.message_id, self.clock.now())
             await requests.finish(request_id, "refused", self.clock.now(), refusal)
             return OutgoingReply(ReplyKind.REFUSAL, refusal)
         # Prefixed: a private chat's id is its person's id, and a shared limiter keeps both
@@ -218,7 +219,7 @@ class BotCore:
             # Not stored: it never went to the model. Said once per flood, then quiet (None).
             return None if verdict.say is None else OutgoingReply(ReplyKind.RATE_LIMITED, verdict.say)
         try:
-            request_id = await requests.add(msg.chat, msg.user, text, msg.message_id, self.clock.now())
+            request_id = await requests.add(msg.chat, msg.words_of, text, msg.message_id, self.clock.now())
             try:
                 return await self._generate(msg, text, request_id, ask, family)
             except BaseException as exc:

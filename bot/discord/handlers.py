@@ -131,7 +131,10 @@ class DiscordHandlers:
         with self.in_flight.tracked():
             # Private "thinking…" while the model works: a refusal stays between us.
             await interaction.response.defer(ephemeral=True, thinking=True)
-            reply = await self.core.handle_setup(IncomingSetup(chat, user, message.content, addressed=True))
+            words = IncomingSetup(
+                chat, user, message.content, addressed=True, author=user_ref(message.author)
+            )
+            reply = await self.core.handle_setup(words)
             if reply is None:
                 await interaction.followup.send(NOT_ALLOWED_TEXT, ephemeral=True)
                 return

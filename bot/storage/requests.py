@@ -7,7 +7,7 @@ from datetime import datetime
 from bot.storage.connection import Queries
 from bot.storage.people import upsert_chat, upsert_user
 from bot.storage.records import ReplyRecord, db_time
-from bot.types import ChatRef, MessageRef, UserRef
+from bot.types import ChatRef, MessageRef, Platform, UserRef
 
 # Longer texts are cut before storing (the core refuses them anyway); text_chars keeps the length.
 MAX_STORED_CHARS = 4096
@@ -98,13 +98,18 @@ class RequestQueries(Queries):
             row = await cur.fetchone()
         return ReplyRecord.from_row(row) if row else None
 
-    async def setup_of(self, reply_id: int) -> str | None:
-        """The setup a reply answered; None when unknown or no longer kept (purged, forgotten)."""
+    async def setup_of(self, reply_id: int) -> tuple[str, UserRef] | None:
+        """The setup a reply answered and whose words it is; None when unknown or no longer
+        kept (purged, forgotten)."""
         async with self.db.execute(
-            "SELECT q.text FROM replies r JOIN requests q ON q.id = r.request_id WHERE r.id = ?", (reply_id,)
+            "SELECT q.text, u.platform, u.user_id FROM replies r JOIN requests q ON q.id = r.request_id "
+            "JOIN users u ON u.id = q.user_pk WHERE r.id = ?",
+            (reply_id,),
         ) as cur:
             row = await cur.fetchone()
-        return str(row["text"]) if row and row["text"] else None
+        if not row or not row["text"]:
+            return None
+        return str(row["text"]), UserRef(Platform(row["platform"]), str(row["user_id"]))
 
     async def given_for(self, chat: ChatRef, setup: str) -> list[str]:
         """Every punchline the bot gave in `chat` to `setup` (its case ignored), oldest first:

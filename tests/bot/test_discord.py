@@ -551,8 +551,11 @@ async def test_punchline_this_answers_the_target_message_in_the_channel(
     assert answer.content == PUNCHLINE
     assert answer.reference is not None and answer.reference.message_id == target.id
     assert custom_ids(answer) == [f"1:rate:{r.value}" for r in Rating] + ["1:again"]
-    await reply_for(bot, answer)
+    reply_id = await reply_for(bot, answer)
     assert [c.setup for c in bot.generator.calls] == ["Why do Yoda's jokes always suck?"]
+    # The stored setup is Alice's words (her /forget and opt-out follow it), not Bob's.
+    asked = await bot.storage.requests.setup_of(reply_id)
+    assert asked is not None and asked[1] == user_of(alice)
 
 
 async def test_punchline_this_on_a_message_it_cannot_answer_says_so_privately(

@@ -318,3 +318,22 @@ async def test_serve_purges_at_start(tmp_path: Path) -> None:
     stop.set()
     await asyncio.wait_for(task, 20)
     assert await texts_of(path) == ["", "A setup from today?"]
+
+
+async def test_another_one_on_someones_setup_keeps_the_words_theirs(world: World) -> None:
+    """Bob presses 🔁 under the answer to Annabel's setup: the new request is Annabel's words,
+    so her opt-out keeps it out of the export and her /forget erases it."""
+    await world.core.privacy.set_training(ANN, opted_in=False)
+    world.core.generator.answer_with("First line.", "First line.", "Second line.")  # type: ignore[attr-defined]
+    await world.ask(GROUP, ANN, ANN_WORDS[0], "500")
+    again = await world.core.another(MessageRef(GROUP, "500"), BOB)
+    assert again is not None and again.rateable and again.text == "Second line."
+
+    rows = await collect_rows(world.storage, None, world.settings.privacy)
+    assert not [r for r in rows if r.setup == ANN_WORDS[0]]  # neither reply: both are her words
+    await world.core.privacy.forget(ANN)
+    async with world.storage.db.execute(
+        "SELECT count(*) FROM requests WHERE text = ?", (ANN_WORDS[0],)
+    ) as cur:
+        row = await cur.fetchone()
+    assert row is not None and row[0] == 0

@@ -78,7 +78,8 @@ async def test_a_chosen_result_is_stored_and_its_buttons_rate_it(bot: Bot, alice
     await eventually(stored)
     reply = await bot.storage.requests.find_reply(ref)
     assert reply is not None and reply.text == "Lightsaber tan." and reply.version == bot.generator.version
-    assert await bot.storage.requests.setup_of(reply.id) == "Why was Yoda so brown?"
+    asked = await bot.storage.requests.setup_of(reply.id)
+    assert asked is not None and asked[0] == "Why was Yoda so brown?" and asked[1].user_id == str(alice["id"])
     assert reply.chat_id == INLINE_CHAT.chat_id
 
     query_id = bot.api.push_inline_callback("AgAAAInline42", alice, "1:rate:funny")
