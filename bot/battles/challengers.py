@@ -12,6 +12,7 @@ promotion and retirement is recorded with its numbers.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Mapping
@@ -32,6 +33,9 @@ AUTO, ADMIN, SERVED = "auto", "admin", "served"
 
 
 class Challengers:
+    """The served versions' life cycle: restore the recorded current one at start, load the
+    registered challengers, judge them by battles, promote or retire them (one at a time)."""
+
     def __init__(
         self,
         settings: LearningSettings,
@@ -50,6 +54,11 @@ class Challengers:
         self.generator = generator
         self.clock = clock
         self.rng = rng or random.Random(0)
+        # One change of the served versions at a time: two promotions at once would both read
+        # the same "previous" and leave one winner loaded but recorded as former.
+        self._lock = asyncio.Lock()
+        self._started: str | None = None  # what the generator served when restore() ran
+        self._restore_pending = False
 
     @property
     def current(self) -> str | None:
@@ -58,13 +67,28 @@ class Challengers:
 
     async def restore(self) -> str | None:
         """At start: serve the version recorded as current when the generator came up with
-        another, so a promotion survives a restart; the version restored, or None. A version
-        that cannot be loaded is logged and the started one keeps serving."""
+        another, so a promotion (or a /reload) survives a restart; the version restored, or
+        None. A version that cannot be loaded now is logged, the started one serves, and every
+        `sync` tries again while nothing else changed the served version. Never raises."""
+        async with self._lock:
+            self._started = self.current
+            restored = await self._restore()
+            self._restore_pending = restored is None and await self._restore_wanted()
+            return restored
+
+    async def _restore_wanted(self) -> bool:
+        record = await self.storage.versions.current()
+        return (
+            isinstance(self.generator, AdapterHost)
+            and record is not None
+            and bool(record.path)
+            and record.version != self.current
+        )
+
+    async def _restore(self) -> str | None:
         record = await self.storage.versions.current()
         host = self.generator
-        if not isinstance(host, AdapterHost) or record is None or not record.path:
-            return None
-        if record.version == self.current:
+        if not await self._restore_wanted() or record is None or not isinstance(host, AdapterHost):
             return None
         try:
             if record.version not in host.versions:
@@ -75,43 +99,59 @@ class Challengers:
             started = self.current
             await host.make_current(record.version)
             await self._drop(started)
-        except (AdapterError, GenerationError) as exc:
+        except Exception as exc:  # AdapterError, GenerationError, a broker fault: try again later
             log.warning(
-                "the promoted version %s could not be restored (%s); serving %s",
+                "the recorded current version %s could not be restored (%s); serving %s",
                 record.version,
                 exc,
                 self.current,
             )
             return None
-        log.info("restored the promoted version %s", record.version)
+        log.info("restored the recorded current version %s", record.version)
         return record.version
 
     async def sync(self) -> list[str]:
-        """Record the version serving now if the registry does not say so yet (the first start,
-        a /reload), then serve every registered challenger not served yet; the challengers
-        loaded now. A failure is recorded once and tried again at the next sync."""
-        await self._record_current()
-        if not isinstance(self.generator, AdapterHost):
-            return []
-        loaded = []
-        for record in await self.storage.versions.all():
-            if record.status != CHALLENGER or record.version in self.generator.versions:
-                continue
-            try:
-                version = await self.generator.load_extra(Path(record.path))
-            except (AdapterError, GenerationError) as exc:
-                await self._failed_once(record.version, str(exc))
-                continue
-            if version != record.version:
-                await self._failed_once(record.version, f"{record.path} holds version {version}")
-                await self.generator.unload(version)
-                continue
-            await self.storage.versions.note(
-                version, "loaded", AUTO, "served beside the current version", self.clock.now()
-            )
-            log.info("challenger %s is served beside %s", version, self.current)
-            loaded.append(version)
-        return loaded
+        """Finish a restore that failed at start (while the started version still serves),
+        record the served version when the registry has none or something else changed it (a
+        fleet reload), then serve every registered challenger not served yet; the challengers
+        loaded now. A challenger that fails is recorded once and tried again next time; one
+        failure never stops the others. Raises only what the database raises."""
+        async with self._lock:
+            if self._restore_pending:
+                if self.current == self._started:
+                    self._restore_pending = await self._restore() is None and await self._restore_wanted()
+                else:
+                    self._restore_pending = False  # someone chose another version meanwhile
+            if not self._restore_pending:
+                await self._record_current()
+            if not isinstance(self.generator, AdapterHost):
+                return []
+            loaded = []
+            for record in await self.storage.versions.all():
+                if record.status != CHALLENGER or record.version in self.generator.versions:
+                    continue
+                if await self._load_challenger(record.version, Path(record.path)):
+                    loaded.append(record.version)
+            return loaded
+
+    async def _load_challenger(self, expected: str, path: Path) -> bool:
+        host = self.generator
+        assert isinstance(host, AdapterHost)
+        try:
+            version = await host.load_extra(path)
+            if version != expected:
+                if version not in (self.current, None):
+                    await host.unload(version)
+                await self._failed_once(expected, f"{path} holds version {version}")
+                return False
+        except Exception as exc:  # AdapterError, GenerationError, a broker fault
+            await self._failed_once(expected, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return False
+        await self.storage.versions.note(
+            expected, "loaded", AUTO, "served beside the current version", self.clock.now()
+        )
+        log.info("challenger %s is served beside %s", expected, self.current)
+        return True
 
     async def _record_current(self) -> None:
         current = self.current
@@ -122,7 +162,7 @@ class Challengers:
         now = self.clock.now()
         if await versions.get(current) is None:
             await versions.register(current, self._configured_path(current), None, SERVED, now)
-        reason = "the version this bot serves (its configured adapter or a /reload)"
+        reason = "the version this bot serves (its configured adapter, or a reload across the fleet)"
         await versions.promote(current, record.version if record else None, SERVED, reason, now)
 
     def _configured_path(self, version: str) -> str:
@@ -146,8 +186,12 @@ class Challengers:
         return await all_games(self.storage)
 
     async def standings(self) -> list[VersionStrength]:
-        return bradley_terry.strength_table(
-            await self.games(), confidence=self.settings.confidence, rng=random.Random(self.rng.random())
+        """Every version's strength; the bootstrap (1000 refits) runs in a thread, off the loop."""
+        return await asyncio.to_thread(
+            bradley_terry.strength_table,
+            await self.games(),
+            confidence=self.settings.confidence,
+            rng=random.Random(self.rng.random()),
         )
 
     async def decision(self, challenger: str) -> Decision | None:
@@ -155,7 +199,8 @@ class Challengers:
         current = self.current
         if current is None or challenger == current:
             return None
-        return bradley_terry.decide(
+        return await asyncio.to_thread(
+            bradley_terry.decide,
             challenger,
             current,
             await self.games(),
@@ -165,7 +210,12 @@ class Challengers:
         )
 
     async def review(self) -> list[Decision]:
-        """Apply the rule to every challenger being served; the decisions acted on."""
+        """Apply the rule to every challenger being served; the decisions acted on. Raises
+        what the database raises; a version that cannot be switched is logged."""
+        async with self._lock:
+            return await self._review()
+
+    async def _review(self) -> list[Decision]:
         acted = []
         for record in await self.storage.versions.all():
             if record.status != CHALLENGER or record.version not in self.generator.versions:
@@ -173,17 +223,25 @@ class Challengers:
             decision = await self.decision(record.version)
             if decision is None:
                 continue
-            if decision.verdict is Verdict.RETIRE:
-                await self.retire(record.version, AUTO, decision.reason)
-                acted.append(decision)
-            elif decision.verdict is Verdict.PROMOTE and self.settings.auto_promote:
-                await self.promote(record.version, AUTO, decision.reason)
-                acted.append(decision)
+            try:
+                if decision.verdict is Verdict.RETIRE:
+                    await self._retire(record.version, AUTO, decision.reason)
+                    acted.append(decision)
+                elif decision.verdict is Verdict.PROMOTE and self.settings.auto_promote:
+                    await self._promote(record.version, AUTO, decision.reason)
+                    acted.append(decision)
+                    break  # the current version changed: the others are judged against it next time
+            except GenerationError as exc:
+                log.warning("could not act on challenger %s (%s): %s", record.version, decision.verdict, exc)
         return acted
 
     async def promote(self, version: str, actor: str, reason: str) -> str:
         """Serve `version` to everyone; the line to show. Raises `GenerationError` when it is
         not being served."""
+        async with self._lock:
+            return await self._promote(version, actor, reason)
+
+    async def _promote(self, version: str, actor: str, reason: str) -> str:
         if not isinstance(self.generator, AdapterHost):
             raise GenerationError("this model cannot switch versions while it runs")
         previous = self.current
@@ -206,7 +264,12 @@ class Challengers:
             log.warning("could not stop serving the former version %s: %s", former, exc)
 
     async def retire(self, version: str, actor: str, reason: str) -> str:
-        """Stop serving a challenger; the line to show."""
+        """Stop serving a challenger and record it; the line to show. Raises
+        `GenerationError` when the generator refuses (it is the current version)."""
+        async with self._lock:
+            return await self._retire(version, actor, reason)
+
+    async def _retire(self, version: str, actor: str, reason: str) -> str:
         if isinstance(self.generator, AdapterHost) and version in self.generator.versions:
             await self.generator.unload(version)
         await self.storage.versions.retire(version, actor, reason, self.clock.now())

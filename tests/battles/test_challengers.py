@@ -267,3 +267,26 @@ async def test_serve_restores_the_promoted_version_and_fields_registered_challen
     finally:
         stop.set()
         await asyncio.wait_for(task, 20)
+
+
+async def test_a_restore_that_fails_at_start_is_retried_and_never_undoes_the_promotion(
+    tmp_path: Path,
+) -> None:
+    world = await open_world(tmp_path, auto_promote=False)
+    try:
+        versions = world.storage.versions
+        await versions.register("v2", "adapters/v2-later", "v1", "refresh", world.clock.now())
+        await versions.promote("v2", None, "admin", "promoted before the restart", world.clock.now())
+        loader = world.worker._loader  # type: ignore[attr-defined]
+
+        assert await world.challengers.restore() is None  # its directory is not there yet
+        await world.challengers.sync()
+        assert world.worker.versions == ("v1",)
+        record = await versions.current()
+        assert record is not None and record.version == "v2"  # the registry still says v2
+
+        loader.backends["v2-later"] = FakeBackend("v2")  # the directory is back (a mount, say)
+        await world.challengers.sync()
+        assert world.worker.versions == ("v2",)
+    finally:
+        await close_world(world)
