@@ -13,17 +13,19 @@ front-end's: it sees the keystrokes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.clock import Clock
+from bot.core.access import Access
 from bot.core.family import FamilyScreen
 from bot.core.limits import Admission, RateLimiter
 from bot.core.suggestions import SetupSuggestions
 from bot.core.texts import MSG_FAMILY_SETUP
 from bot.storage import Storage
-from bot.types import ChatRef, MessageRef, UserRef
+from bot.types import ChatKind, ChatRef, MessageRef, UserRef
 from config.settings import InlineSettings, LimitSettings
 from model.text import clean_text
 from model.types import GenerationError, Generator, Punchline
@@ -45,6 +47,7 @@ class InlineAnswer:
 MSG_INLINE_SLOW_DOWN = "Slow down a little — try again in a moment."
 MSG_INLINE_BUSY = "I'm busy right now — try again in a moment."
 MSG_INLINE_NOTHING = "Nothing funny came to mind — try another setup."
+MSG_INLINE_NOT_ALLOWED = "I'm not enabled for you, sorry."
 
 
 class InlineDesk:
@@ -60,11 +63,13 @@ class InlineDesk:
         refusal: Callable[[str], str | None],
         on_reply: Callable[[ChatRef], None],
         screen: FamilyScreen,
+        access: Access,
     ):
         """`refusal` is the core's rule for setups (the same refusals as in chats); `on_reply`
         tells the core a reply was stored in a chat (its /stats count afresh); `screen` is
         family mode's, applied to every inline answer: a result can be sent to any chat, a
-        school's group included, and the bot cannot know which."""
+        school's group included, and the bot cannot know which; `access` applies the
+        allow-lists as to the person's private chat with the bot."""
         self.settings = settings
         self.storage = storage
         self.generator = generator
@@ -73,6 +78,7 @@ class InlineDesk:
         self.refusal = refusal
         self.on_reply = on_reply
         self.screen = screen
+        self.access = access
         # A bucket without the one-in-flight rule (the chat kind): a person types on while an
         # earlier query is answered, and the latest must not be refused for it.
         self.limiter = RateLimiter(
@@ -86,9 +92,11 @@ class InlineDesk:
         """Punchlines for an inline query, best first and all different. An empty query gets
         setups to try. Never raises: faults become a `note`."""
         setup = clean_text(text)
+        if not self._allowed(user):
+            return InlineAnswer(setup, note=MSG_INLINE_NOT_ALLOWED)
         try:
             if not setup:
-                return InlineAnswer(suggestions=await self.suggestions.few(self.settings.results))
+                return InlineAnswer(suggestions=await self._clean_suggestions())
             refusal = self.refusal(setup)
             if refusal is None and self.screen.offensive(setup):
                 refusal = MSG_FAMILY_SETUP
@@ -98,6 +106,18 @@ class InlineDesk:
         except Exception:
             log.exception("an inline answer failed")
             return InlineAnswer(setup, note=MSG_INLINE_BUSY)
+
+    def _allowed(self, user: UserRef) -> bool:
+        """The allow-lists, as for the person's private chat (inline has no chat of its own)."""
+        return not user.is_bot and self.access.is_allowed(
+            ChatRef(user.platform, user.user_id, ChatKind.PRIVATE), user
+        )
+
+    async def _clean_suggestions(self) -> list[str]:
+        """Setups to try, family-screened like the answers (the pool is r/Jokes)."""
+        wanted = self.settings.results
+        offered = await self.suggestions.few(wanted * 3)
+        return [s for s in offered if not self.screen.offensive(s)][:wanted]
 
     async def _punchlines(self, user: UserRef, setup: str) -> InlineAnswer:
         key = f"inline:{user.platform}:{user.user_id}"
@@ -130,16 +150,22 @@ class InlineDesk:
         """Someone picked `punchline` for `setup` and Telegram posted it as the message `ref`:
         store it as a reply of its version, linked, so the buttons under it rate it. The
         reply's id; None (logged) when it cannot be stored. Never raises."""
+        if not self._allowed(user):
+            return None
+        requests = self.storage.requests
+        request_id: int | None = None
         try:
             now = self.clock.now()
-            requests = self.storage.requests
             request_id = await requests.add(ref.chat, user, setup, None, now)
             reply_id = await requests.add_reply(
                 request_id, ref.chat, punchline.text, punchline.version, punchline.score, now
             )
             await requests.set_reply_message(reply_id, ref, now)
-        except Exception:
+        except Exception as exc:
             log.exception("could not store a chosen inline result")
+            if request_id is not None:  # no request stays "received"
+                with contextlib.suppress(Exception):
+                    await requests.finish(request_id, "error", self.clock.now(), type(exc).__name__)
             return None
         self.on_reply(ref.chat)
         return reply_id

@@ -132,6 +132,7 @@ class BotCore:
             self.refusal,
             self._inline_reply,
             self.screen,
+            self.access,
         )
         person, chat = limiters or (
             RateLimiter(settings.limits, clock),

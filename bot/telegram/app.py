@@ -191,7 +191,8 @@ def register_handlers(
     add(MessageReactionHandler(bot.on_reaction, message_reaction_types=updated), CORE_GROUP)
     add(MessageReactionHandler(bot.on_reaction_count, message_reaction_types=counted), CORE_GROUP)
     add(ChatMemberHandler(bot.on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER), CORE_GROUP)
-    add(InlineQueryHandler(inline.on_inline_query), CORE_GROUP)  # `@bot <setup>` in any chat
+    # `@bot <setup>` in any chat; non-blocking: a query waiting out the debounce holds no slot.
+    add(InlineQueryHandler(inline.on_inline_query, block=False), CORE_GROUP)
     add(ChosenInlineResultHandler(inline.on_chosen), CORE_GROUP)
     application.add_error_handler(bot.on_error)
 

@@ -57,13 +57,24 @@ class TelegramInline:
         self.core = core
         self.settings = settings
         self._latest: dict[int, str] = {}  # person -> id of their latest query
+        self._tasks: dict[int, asyncio.Task[object]] = {}  # person -> the task answering it
         self._results: OrderedDict[int, dict[str, tuple[str, Punchline]]] = OrderedDict()
 
     async def on_inline_query(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """One keystroke's query: answered only if it is still the person's latest after the
+        debounce and after the model; an older one still waiting or working is cancelled, so it
+        neither holds a place in the inline share of the worker nor spends the person's
+        allowance. Registered non-blocking: it holds no update slot while it waits."""
         query = update.inline_query
         assert query is not None
         person = query.from_user.id
         self._latest[person] = query.id
+        previous = self._tasks.pop(person, None)
+        if previous is not None and not previous.done():
+            previous.cancel()
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks[person] = task
         try:
             await asyncio.sleep(self.settings.debounce_s)
             if self._latest.get(person) != query.id:
@@ -79,13 +90,16 @@ class TelegramInline:
         finally:
             if self._latest.get(person) == query.id:
                 del self._latest[person]
+            if self._tasks.get(person) is task:
+                del self._tasks[person]
 
     def _results_for(self, person: int, answer: InlineAnswer, bot: str) -> list[InlineQueryResultArticle]:
         if answer.suggestions:
             return [_suggestion(setup, bot) for setup in answer.suggestions]
         if not answer.punchlines:
-            # One article saying why; sending it posts the line, which harms nobody.
-            return [_article("none", answer.note or "…", answer.setup or answer.note, None)]
+            # One article saying why; sending it posts that line, never the refused setup.
+            note = answer.note or "…"
+            return [_article("none", note, note, None)]
         remembered: dict[str, tuple[str, Punchline]] = {}
         articles = []
         for punchline in answer.punchlines:
@@ -100,6 +114,7 @@ class TelegramInline:
         return articles
 
     async def on_chosen(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A picked result (BotFather's inline feedback on): stored as a reply, rateable."""
         chosen = update.chosen_inline_result
         assert chosen is not None
         found = self._results.get(chosen.from_user.id, {}).get(chosen.result_id)

@@ -13,6 +13,7 @@ import pytest
 
 from bot.core import texts
 from bot.core.inline import InlineDesk
+from bot.core.suggestions import SetupSuggestions
 from bot.types import MessageRef
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.helpers.telegram_bot import Bot, running_bot, tg_chat, tg_user
@@ -118,3 +119,7 @@ async def test_inline_answers_are_family_safe(bot: Bot, alice: dict) -> None:
     answer = await desk.answer(tg_user(alice), "Why did the cow cross?")
     assert [p.text for p in answer.punchlines] == [CLEAN]
     assert bot.generator.calls[-1].safe
+    # Setups suggested for an empty query come from the pool (r/Jokes): screened too.
+    desk.suggestions = SetupSuggestions(lambda: ["Why is porn so popular?", "Why did the cow moo?"])
+    offered = await desk.answer(tg_user(alice), "")
+    assert offered.suggestions == ["Why did the cow moo?"]

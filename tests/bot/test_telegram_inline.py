@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from bot.core.inline import MSG_INLINE_NOT_ALLOWED
 from bot.core.suggestions import BUILT_IN
-from bot.core.texts import MSG_STALE
+from bot.core.texts import MSG_FAMILY_SETUP, MSG_STALE
 from bot.telegram.inline import INLINE_CHAT, inline_ref
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.helpers.telegram_bot import Bot, eventually, running_bot, tg_user
@@ -142,3 +143,21 @@ async def test_inline_load_takes_only_its_share_of_the_worker(api: FakeBotAPI, t
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_inline_keeps_to_the_allow_lists(api: FakeBotAPI, tmp_path: Path) -> None:
+    alice = api.user(1001, "Alice")
+    async with running_bot(api, tmp_path / "bot.db", inline={"debounce_s": 0.05}, allowed_users=[7]) as bot:
+        bot.api.push_inline_query(alice, "Why did the outsider type inline?")
+        answer = await bot.api.wait_for("answerInlineQuery")
+        [result] = answer.params["results"]
+        assert result["title"] == MSG_INLINE_NOT_ALLOWED
+        assert bot.generator.calls == []
+
+
+async def test_a_refused_inline_setup_is_never_what_the_result_posts(bot: Bot, alice: dict) -> None:
+    query = bot.api.push_inline_query(alice, "Why is my b1tch of a boss so mean?")
+    answer = await bot.api.wait_for("answerInlineQuery", lambda c: c.params["inline_query_id"] == query)
+    [result] = answer.params["results"]
+    assert result["input_message_content"]["message_text"] == MSG_FAMILY_SETUP
+    assert bot.generator.calls == []
