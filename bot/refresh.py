@@ -87,7 +87,9 @@ async def refresh(settings: Settings, options: RefreshOptions, clock: Clock) -> 
 
     Raises `NotEnoughNewFeedback` or `NotEnoughFeedback` (with counts) when there is too little
     to learn from, `StorageError` without a database, `PunchlineError` without a parent
-    adapter, and the errors of `training.align.run` (one line each).
+    adapter, `AdapterError` for an unreadable parent, `ExportError` when the export cannot be
+    written, `FilterError` for an unusable family word list, and the errors of
+    `training.align.run` (one line each).
     """
     path = settings.storage.path
     if not path.is_file():
@@ -114,12 +116,13 @@ async def refresh(settings: Settings, options: RefreshOptions, clock: Clock) -> 
         lines.append(f"interrupted at step {result.global_step}: nothing registered")
         return RefreshReport(new, align.method, parent, align.output, interrupted=True, lines=lines)
     async with await Storage.open(path) as storage:
-        await storage.versions.mark_refresh(started)
         registered = bool(result.gate and result.gate.passed and result.version)
         if registered and result.version:
             await storage.versions.register(
                 result.version, str(align.output.resolve()), parent, REFRESH, clock.now()
             )
+        # Only once the candidate is on record: a failure before this runs the refresh again.
+        await storage.versions.mark_refresh(started)
     lines += _outcome(result.version, align.output, result.gate, registered, parent, settings)
     return RefreshReport(
         new, align.method, parent, align.output, result.version, result.gate, registered, lines=lines

@@ -110,7 +110,8 @@ class AdminCommands:
         try:
             now = self.clock.now()
             where = str(path.resolve())
-            await versions.register(new, where, old if old != "unknown" else None, RELOADED, now)
+            if not await versions.register(new, where, old if old != "unknown" else None, RELOADED, now):
+                await versions.relocate(new, where, now)  # known already: it lives here now
             current = await versions.current()
             if current is None or current.version != new:
                 await versions.promote(

@@ -110,4 +110,5 @@ class FamilyGuard:
         self.screen = screen
 
     async def blocks(self, chat: ChatRef, text: str) -> bool:
+        """Whether `text` must not be shown in `chat` (family mode on there and flagged)."""
         return await self.desk.is_family(chat) and self.screen.offensive(text)

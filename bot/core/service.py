@@ -64,6 +64,7 @@ STATS_CACHE_S = 10.0  # /stats of one chat is counted at most this often
 # cost about one batch.
 ANOTHER_CANDIDATES = 4
 FAMILY_CANDIDATES = 3  # a family chat's first try; flagged ones are dropped before ranking
+FAMILY_PICKS = 10  # setups `/joke` alone tries in a family chat before one the filter passes
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,11 +166,22 @@ class BotCore:
         if user.is_bot:
             return None
         try:
-            setup = await self.suggestions.pick(f"{chat.platform}:{chat.chat_id}")
+            setup = await self._pick_setup(chat)
         except Exception:
             log.exception("could not pick a setup")
             return OutgoingReply(ReplyKind.ERROR, texts.MSG_ERROR)
         return await self._ask(IncomingSetup(chat, user, setup, True, message_id), Ask(show_setup=True))
+
+    async def _pick_setup(self, chat: ChatRef) -> str:
+        """A setup for `chat`; in a family chat one the filter passes (the pool is r/Jokes)."""
+        key = f"{chat.platform}:{chat.chat_id}"
+        setup = await self.suggestions.pick(key)
+        if await self.family.is_family(chat):
+            for _ in range(FAMILY_PICKS):
+                if not self.screen.offensive(setup):
+                    break
+                setup = await self.suggestions.pick(key)
+        return setup
 
     async def another(self, ref: MessageRef, user: UserRef) -> OutgoingReply | None:
         """🔁 under a punchline: a different punchline to the same setup, none the bot already

@@ -65,6 +65,7 @@ class SetupSuggestions:
         self._recent: OrderedDict[str, deque[str]] = OrderedDict()
 
     async def setups(self) -> Sequence[str]:
+        """The setups on offer, read from the source the first time (never raises)."""
         if self._setups is None:
             self._setups = await self._load()
         return self._setups

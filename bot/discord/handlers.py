@@ -104,7 +104,10 @@ class DiscordHandlers:
                 else:
                     reply = await self.core.another(previous, user)
                 if reply is None:
-                    await interaction.followup.send(NOT_ALLOWED_TEXT, ephemeral=True)
+                    # Quiet for a flood: the first was answered, the others wait for the limit.
+                    await interaction.followup.send(
+                        SLOW_DOWN_TEXT if previous else NOT_ALLOWED_TEXT, ephemeral=True
+                    )
                     return
                 sent = await interaction.followup.send(fit(reply.text), wait=True, view=_buttons(reply))
                 await self._link(reply, chat, sent.id)
@@ -307,8 +310,18 @@ class DiscordHandlers:
         chat, user = ref.chat, user_ref(interaction.user)
         if not self._allowed(chat, user):
             return NOT_ALLOWED_TEXT
-        # Generating takes longer than Discord's 3 s for a first answer.
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        if self.in_flight.stopping:
+            return RESTARTING_TEXT
+        with self.in_flight.tracked():  # shutdown waits for it like for any reply
+            # Generating takes longer than Discord's 3 s for a first answer.
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            return await self._post_another(interaction, ref, user)
+
+    async def _post_another(
+        self, interaction: discord.Interaction[Any], ref: MessageRef, user: UserRef
+    ) -> str:
+        assert interaction.message is not None
+        chat = ref.chat
         reply = await self.core.another(ref, user)
         if reply is None:
             return SLOW_DOWN_TEXT

@@ -49,7 +49,8 @@ class VersionEvent:
 
 
 class VersionQueries(Queries):
-    """`storage.versions`."""
+    """`storage.versions`: the registry of adapter versions and its history. Every method
+    raises only what the database raises (`aiosqlite.Error`)."""
 
     async def register(self, version: str, path: str, parent: str | None, actor: str, at: datetime) -> bool:
         """A challenger; False when the version is known already (nothing changes)."""
@@ -65,12 +66,22 @@ class VersionQueries(Queries):
                 await _event(db, version, "registered", actor, f"aligned from {parent or 'nothing'}", now)
         return added
 
+    async def relocate(self, version: str, path: str, at: datetime) -> None:
+        """The directory `version` is loaded from now (a /reload from another place)."""
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE adapter_versions SET path = ?, updated_at = ? WHERE version = ?",
+                (path, db_time(at), version),
+            )
+
     async def get(self, version: str) -> VersionRecord | None:
+        """The registry's row for `version`, None when unknown."""
         async with self.db.execute("SELECT * FROM adapter_versions WHERE version = ?", (version,)) as cur:
             row = await cur.fetchone()
         return _record(row) if row else None
 
     async def all(self) -> list[VersionRecord]:
+        """Every registered version, oldest first."""
         async with self.db.execute("SELECT * FROM adapter_versions ORDER BY registered_at, version") as cur:
             return [_record(r) for r in await cur.fetchall()]
 
@@ -83,7 +94,8 @@ class VersionQueries(Queries):
     async def promote(
         self, version: str, previous: str | None, actor: str, reason: str, at: datetime
     ) -> None:
-        """`version` serves everyone now; the previous current one becomes former."""
+        """`version` (registered already: otherwise no version is left current) serves
+        everyone now; the previous current one becomes former."""
         now = db_time(at)
         async with self.transaction() as db:
             await db.execute(
@@ -99,6 +111,7 @@ class VersionQueries(Queries):
             )
 
     async def retire(self, version: str, actor: str, reason: str, at: datetime) -> None:
+        """`version` is no longer served or judged; recorded with why and by whom."""
         now = db_time(at)
         async with self.transaction() as db:
             await db.execute(
@@ -113,6 +126,7 @@ class VersionQueries(Queries):
             await _event(db, version, event, actor, reason, db_time(at))
 
     async def events(self, version: str | None = None) -> list[VersionEvent]:
+        """The history of one version (None: of all), oldest first."""
         sql = "SELECT * FROM version_events" + (" WHERE version = ?" if version else "") + " ORDER BY id"
         async with self.db.execute(sql, (version,) if version else ()) as cur:
             return [
@@ -140,6 +154,7 @@ class VersionQueries(Queries):
         return int(row[0]) if row else 0
 
     async def last_refresh(self) -> datetime | None:
+        """When `punchline refresh` last used the feedback (None: never)."""
         async with self.db.execute("SELECT value FROM meta WHERE key = ?", (LAST_REFRESH_KEY,)) as cur:
             row = await cur.fetchone()
         return from_db_time(row["value"]) if row else None

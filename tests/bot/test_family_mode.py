@@ -123,3 +123,12 @@ async def test_inline_answers_are_family_safe(bot: Bot, alice: dict) -> None:
     desk.suggestions = SetupSuggestions(lambda: ["Why is porn so popular?", "Why did the cow moo?"])
     offered = await desk.answer(tg_user(alice), "")
     assert offered.suggestions == ["Why did the cow moo?"]
+
+
+async def test_a_joke_on_request_in_a_family_group_picks_a_clean_setup(bot: Bot, alice: dict) -> None:
+    bot.core.suggestions = SetupSuggestions(lambda: ["Why is porn so popular?", "Why did the cow moo?"])
+    group = bot.api.group_chat(-100506, "School")
+    for _ in range(3):
+        answer = await bot.reply_to(bot.api.push_command(group, alice, "joke"))
+        assert answer.params["text"].startswith("Why did the cow moo?")
+    assert {c.setup for c in bot.generator.calls} == {"Why did the cow moo?"}
