@@ -121,12 +121,10 @@ def _register_learning(sub: argparse._SubParsersAction) -> None:
 
 def _versions(args: argparse.Namespace) -> int:
     from bot.storage import Storage
-    from bot.storage.connection import StorageError
+    from bot.storage.connection import existing_database
 
     settings = settings_from_args(args)
-    path = settings.storage.path
-    if not path.is_file():
-        raise StorageError(f"no database at {path}; set PUNCHLINE_STORAGE__PATH or --db")
+    path = existing_database(settings.storage.path)
 
     async def show() -> list[str]:
         from bot.battles import bradley_terry
@@ -218,12 +216,10 @@ def _purge(args: argparse.Namespace) -> int:
     from bot.clock import SystemClock
     from bot.core.privacy import PrivacyDesk
     from bot.storage import Storage
-    from bot.storage.connection import StorageError
+    from bot.storage.connection import existing_database
 
     settings = settings_from_args(args)
-    path = settings.storage.path
-    if not path.is_file():
-        raise StorageError(f"no database at {path}; set PUNCHLINE_STORAGE__PATH or --db")
+    path = existing_database(settings.storage.path)
 
     async def purge() -> dict[str, int]:
         async with await Storage.open(path) as storage:
@@ -239,13 +235,12 @@ def _purge(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from bot.export.rows import ExportError, parse_since
+    from bot.export.rows import parse_since
+    from bot.storage.connection import existing_database
 
     settings = settings_from_args(args)
     since = parse_since(args.since)
-    path = settings.storage.path
-    if not path.is_file():
-        raise ExportError(f"no database at {path}; set PUNCHLINE_STORAGE__PATH or --db")
+    path = existing_database(settings.storage.path)
     return asyncio.run(_export_async(path, args.format, since, args.output, settings.privacy))
 
 

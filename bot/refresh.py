@@ -28,7 +28,7 @@ from bot.clock import Clock
 from bot.export.collect import collect_rows
 from bot.export.rows import ExportError, write_rows
 from bot.storage import Storage
-from bot.storage.connection import StorageError
+from bot.storage.connection import existing_database
 from bot.storage.versions import NewFeedback
 from config.errors import PunchlineError
 from config.settings import Settings
@@ -91,9 +91,7 @@ async def refresh(settings: Settings, options: RefreshOptions, clock: Clock) -> 
     written, `FilterError` for an unusable family word list, and the errors of
     `training.align.run` (one line each).
     """
-    path = settings.storage.path
-    if not path.is_file():
-        raise StorageError(f"no database at {path}; set PUNCHLINE_STORAGE__PATH or --db")
+    path = existing_database(settings.storage.path)
     started = clock.now()
     async with await Storage.open(path) as storage:
         new = await _enough_new_feedback(storage, options.min_new)

@@ -35,3 +35,12 @@ def clean_text(text: str) -> str:
         if ch.isspace() or unicodedata.category(ch) not in _DROPPED_CATEGORIES
     )
     return _SPACE.sub(" ", "".join(kept)).strip()
+
+
+_WORD = re.compile(r"[\w']+", re.UNICODE)
+
+
+def same_text_key(text: str) -> str:
+    """The key under which two texts are the same line (case, spacing and punctuation
+    ignored): identical battle entries, repeated setups, a punchline "another one" gave."""
+    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))

@@ -72,23 +72,20 @@ class Challengers:
         `sync` tries again while nothing else changed the served version. Never raises."""
         async with self._lock:
             self._started = self.current
-            restored = await self._restore()
-            self._restore_pending = restored is None and await self._restore_wanted()
-            return restored
-
-    async def _restore_wanted(self) -> bool:
-        record = await self.storage.versions.current()
-        return (
-            isinstance(self.generator, AdapterHost)
-            and record is not None
-            and bool(record.path)
-            and record.version != self.current
-        )
+            return await self._restore()
 
     async def _restore(self) -> str | None:
+        """Serve the recorded current version if another serves; `_restore_pending` says
+        whether it is still wanted afterwards (it could not be loaded now)."""
         record = await self.storage.versions.current()
         host = self.generator
-        if not await self._restore_wanted() or record is None or not isinstance(host, AdapterHost):
+        self._restore_pending = False
+        if (
+            not isinstance(host, AdapterHost)
+            or record is None
+            or not record.path
+            or record.version == self.current
+        ):
             return None
         try:
             if record.version not in host.versions:
@@ -106,6 +103,7 @@ class Challengers:
                 exc,
                 self.current,
             )
+            self._restore_pending = True
             return None
         log.info("restored the recorded current version %s", record.version)
         return record.version
@@ -119,7 +117,7 @@ class Challengers:
         async with self._lock:
             if self._restore_pending:
                 if self.current == self._started:
-                    self._restore_pending = await self._restore() is None and await self._restore_wanted()
+                    await self._restore()
                 else:
                     self._restore_pending = False  # someone chose another version meanwhile
             if not self._restore_pending:

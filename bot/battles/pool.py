@@ -13,9 +13,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.battles.scoring import same_text_key
 from config.errors import PunchlineError
-from model.text import clean_text
+from model.text import clean_text, same_text_key
 
 log = logging.getLogger(__name__)
 

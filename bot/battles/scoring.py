@@ -10,15 +10,12 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.battles.models import AuthorKind, BotOutcome, Entry, EntryScore, RoundScore
-
-_WORD = re.compile(r"[\w']+", re.UNICODE)
+from model.text import same_text_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +23,6 @@ class ScoringRules:
     vote_points: int = 1000
     win_bonus: int = 100
     unanimous_bonus: int = 200
-
-
-def same_text_key(text: str) -> str:
-    """Entries with equal keys count as identical."""
-    words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
-    return " ".join(words)
 
 
 def identical_ids(entries: Sequence[Entry]) -> set[int]:

@@ -27,7 +27,7 @@ from bot.core.texts import MSG_FAMILY_SETUP
 from bot.storage import Storage
 from bot.types import ChatKind, ChatRef, MessageRef, UserRef
 from config.settings import InlineSettings, LimitSettings
-from model.text import clean_text
+from model.text import clean_text, same_text_key
 from model.types import GenerationError, Generator, Punchline
 
 log = logging.getLogger(__name__)
@@ -140,8 +140,8 @@ class InlineDesk:
         distinct: dict[str, Punchline] = {}
         for p in found:
             text = p.text.strip()
-            if text and text.casefold() not in distinct:
-                distinct[text.casefold()] = Punchline(text, p.version, p.score)
+            if text and same_text_key(text) not in distinct:
+                distinct[same_text_key(text)] = Punchline(text, p.version, p.score)
         if not distinct:
             return InlineAnswer(setup, note=MSG_INLINE_NOTHING)
         return InlineAnswer(setup, list(distinct.values()))

@@ -46,7 +46,7 @@ from bot.types import (
 )
 from config.settings import Settings
 from model.safety import ContentFilter, build_filter
-from model.text import clean_text
+from model.text import clean_text, same_text_key
 from model.types import (
     DeadlineExceeded,
     GenerationError,
@@ -69,16 +69,11 @@ FAMILY_PICKS = 10  # setups `/joke` alone tries in a family chat before one the 
 
 @dataclass(frozen=True, slots=True)
 class Ask:
-    """How to answer one setup: punchlines not to give (their `same_punchline` keys), and
+    """How to answer one setup: punchlines not to give (their `same_text_key` keys), and
     whether the reply shows the setup (the bot picked it)."""
 
     exclude: frozenset[str] = frozenset()
     show_setup: bool = False
-
-
-def same_punchline(text: str) -> str:
-    """The key under which two punchlines are the same line (case and spacing ignored)."""
-    return " ".join(clean_text(text).casefold().split())
 
 
 def has_words(text: str) -> bool:
@@ -201,7 +196,7 @@ class BotCore:
             log.exception("could not read the reply under an 'another one' press")
             return OutgoingReply(ReplyKind.ERROR, texts.MSG_ERROR)
         msg = IncomingSetup(ref.chat, user, setup, True, author=author)
-        return await self._ask(msg, Ask(exclude=frozenset(same_punchline(t) for t in given)))
+        return await self._ask(msg, Ask(exclude=frozenset(same_text_key(t) for t in given)))
 
     async def _ask(self, msg: IncomingSetup, ask: Ask) -> OutgoingReply | None:
         if not self.access.is_allowed(msg.chat, msg.user):
@@ -287,7 +282,7 @@ class BotCore:
             await requests.finish(request_id, "error", self.clock.now(), f"{type(exc).__name__}: {exc}")
             return OutgoingReply(ReplyKind.ERROR, texts.MSG_ERROR)
         usable = [p for p in found if p.text.strip()]
-        best = next((p for p in usable if same_punchline(p.text) not in ask.exclude), None)
+        best = next((p for p in usable if same_text_key(p.text) not in ask.exclude), None)
         if best is None:
             if usable:  # only repeats: say so rather than give the same line twice
                 await requests.finish(request_id, "refused", self.clock.now(), "no new punchline")

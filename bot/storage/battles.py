@@ -19,10 +19,10 @@ from bot.battles.models import (
     SetupSource,
     new_entry_token,
 )
-from bot.battles.scoring import same_text_key
 from bot.storage.connection import Queries
 from bot.storage.records import db_time, from_db_time, maybe_str, maybe_time
 from bot.types import ChatKind, ChatRef, Platform, UserRef
+from model.text import same_text_key
 
 _MESSAGE_COLUMNS = {"entry": "entry_message_id", "vote": "vote_message_id", "result": "result_message_id"}
 

@@ -16,6 +16,14 @@ class StorageError(PunchlineError):
     """The database cannot be opened, migrated or written."""
 
 
+def existing_database(path: Path) -> Path:
+    """`path`, for commands that read a database the bot made (they never create one).
+    Raises `StorageError` naming the setting when there is none."""
+    if not path.is_file():
+        raise StorageError(f"no database at {path}; set PUNCHLINE_STORAGE__PATH or --db")
+    return path
+
+
 class Database:
     """One connection shared by every coroutine of the process (core, battles, front-ends).
 
